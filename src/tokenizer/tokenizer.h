@@ -50,9 +50,11 @@ int tok_encode(const Tokenizer *t, const char *text, size_t len, int add_bos, in
 typedef struct TokDecoder {
     const Tokenizer *t;
     int render_special;
-    int n_tokens;       /* tokens fed so far (SPM strips the leading space of the first) */
+    int n_tokens; /* tokens fed so far (SPM strips the leading space of the first) */
     unsigned char pending[8];
     int n_pending;
+    int lstrip; /* SPM: strip one leading space from the first text token
+                   (after a leading BOS), as llama.cpp's detokenize */
 } TokDecoder;
 
 void tok_decoder_init(TokDecoder *d, const Tokenizer *t, int render_special);
