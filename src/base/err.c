@@ -19,6 +19,14 @@ int err_prefix(Err *e, const char *fmt, ...) {
     vsnprintf(pre, sizeof pre, fmt, ap);
     va_end(ap);
     memcpy(old, e->msg, sizeof old);
-    snprintf(e->msg, sizeof e->msg, "%s: %s", pre, old);
+    /* pre + ": " + old, truncated to the buffer (messages are one line) */
+    size_t np = strnlen(pre, sizeof pre), no = strnlen(old, sizeof old);
+    memcpy(e->msg, pre, np);
+    e->msg[np] = ':';
+    e->msg[np + 1] = ' ';
+    size_t room = sizeof e->msg - np - 3;
+    if (no > room) no = room;
+    memcpy(e->msg + np + 2, old, no);
+    e->msg[np + 2 + no] = 0;
     return -1;
 }
