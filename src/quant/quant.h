@@ -38,4 +38,15 @@ void quant_matvec(uint32_t type, const void *W, int64_t cols, int64_t r0, int64_
  * scale/min search like ggml's reference quantizers. `imatrix` may be NULL. */
 void quant_quantize_row(uint32_t type, const float *src, void *dst, int64_t n);
 
+/* Weights per block of a supported type (1 for F32/F16/BF16), 0 otherwise. */
+int64_t quant_block_size(uint32_t type);
+/* Bytes of a row of n weights; 0 when the type is unsupported or n is not a
+ * multiple of its block size. Same as ggml_row_size for supported types. */
+size_t quant_row_bytes(uint32_t type, int64_t n);
+/* As quant_quantize_row but without the K-quant scale searches (plain
+ * round-to-nearest from each sub-block's max / min-max); same format. For
+ * tests and comparisons; legacy and plain types are identical to
+ * quant_quantize_row. */
+void quant_quantize_row_rtn(uint32_t type, const float *src, void *dst, int64_t n);
+
 #endif
