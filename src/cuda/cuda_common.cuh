@@ -1,0 +1,162 @@
+/* cuda_common.cuh - shared by every .cu file: error macros, reductions and
+ * the internal (C++) interface between the CUDA op families. Nothing here is
+ * visible to C code; only the extern "C" functions of backend.h leave
+ * src/cuda.
+ *
+ * Precision policy: weights F16/BF16/quantized, KV cache F16, ALL arithmetic
+ * FP32. sm_52 has no half arithmetic: halves are only converted
+ * (__half2float / __float2half_rn), never computed with. Code must compile
+ * for sm_52 with CUDA 11.8 and for sm_75+ with CUDA 13. */
+#ifndef M40_CUDA_COMMON_CUH
+#define M40_CUDA_COMMON_CUH
+
+#include <cstdint>
+#include <cstdio>
+#include <cstdlib>
+#include <cuda_fp16.h>
+#include <cuda_runtime.h>
+
+#define CUDA_CHECK(call)                                                                           \
+    do {                                                                                           \
+        cudaError_t err_ = (call);                                                                 \
+        if (err_ != cudaSuccess) {                                                                 \
+            fprintf(stderr, "m40llm: CUDA error %s (%s) in %s at %s:%d\n", cudaGetErrorName(err_),  \
+                    cudaGetErrorString(err_), __func__, __FILE__, __LINE__);                       \
+            abort();                                                                               \
+        }                                                                                          \
+    } while (0)
+
+#ifndef NDEBUG
+#define CUDA_CHECK_LAUNCH() CUDA_CHECK(cudaGetLastError())
+#else
+#define CUDA_CHECK_LAUNCH() ((void)0)
+#endif
+
+static __device__ __forceinline__ float warp_sum(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v += __shfl_xor_sync(0xffffffffu, v, o);
+    return v;
+}
+
+static __device__ __forceinline__ float warp_max(float v) {
+#pragma unroll
+    for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
+    return v;
+}
+
+/* ---------------------------------------------------------------------
+ * Matrix-vector / matrix-small-matrix family (src/cuda/matvec*.cu).
+ *
+ * W: device weight matrix of `rows` x `cols` in ggml layout (row r is
+ *    ggml_row_size(type, cols) bytes at W + r * row_bytes; ne[0] = cols).
+ *    Types: F32 is never uploaded as such (the loader converts F32
+ *    matrices to F16); supported: F16, BF16, Q8_0, Q4_0, Q4_1, Q5_0, Q5_1,
+ *    Q2_K, Q3_K, Q4_K, Q5_K, Q6_K (cuda_matvec_supported says which).
+ * X: n x cols FP32 (row-major, row i = activation vector of token i).
+ * Y: n x rows FP32 (row-major). All FP32 accumulation.
+ * For n <= CUDA_MATVEC_MAX_BATCH the kernel reads each weight once for all
+ * n vectors (decode and batched decode). For larger n (prefill) use
+ * cuda_dequant_rows + cuBLAS SGEMM (cuda_gemm.cu). */
+#define CUDA_MATVEC_MAX_BATCH 16
+
+int cuda_matvec_supported(uint32_t type);
+/* Y[i][r] = sum_c W[r][c] * X[i][c] for i < n, r < rows. Optionally adds
+ * bias[r] (FP32, may be NULL) and, when `accumulate`, adds into Y instead of
+ * overwriting (used for residual adds). */
+void cuda_matvec(uint32_t type, const void *W, int64_t rows, int64_t cols, const float *X, int n,
+                 float *Y, const float *bias, int accumulate, cudaStream_t s);
+/* Dequantizes rows [r0, r1) of W into dst, FP32 row-major (r1-r0) x cols. */
+void cuda_dequant_rows(uint32_t type, const void *W, int64_t r0, int64_t r1, int64_t cols,
+                       float *dst, cudaStream_t s);
+/* Dequantizes rows (token ids) of an embedding table: dst[i] = row ids[i]. */
+void cuda_get_rows(uint32_t type, const void *W, int64_t cols, const int32_t *ids, int n,
+                   float *dst, cudaStream_t s);
+
+/* ---------------------------------------------------------------------
+ * Forward-pass op families owned by the backend (norm_rope.cu,
+ * attention.cu, elementwise.cu, gemm.cu, device.cu, backend_cuda.cu).
+ *
+ * Token "items": a batch of n tokens, token i of sequence d_seq[i] at
+ * position d_pos[i] (both int32 arrays in DEVICE memory, so that a captured
+ * CUDA graph replays with new positions). KV cache layout: docs/kv_layout.md;
+ * kv_l is the start of one layer: kv + l * n_seq * 2 * n_ctx * kvd. */
+
+/* KV of layer base kv_l for sequence s: K at kv_l + (2 s) n_ctx kvd, V at
+ * kv_l + (2 s + 1) n_ctx kvd; element [pos * kvd + h * head_dim + d]. */
+struct CudaKvView {
+    __half *kv_l;
+    int n_ctx;
+    int kvd; /* n_kv_heads * head_dim */
+};
+
+/* y[i] = x[i] / sqrt(mean(x[i]^2) + eps) * w, for n rows of dim floats. */
+void cuda_rmsnorm(const float *x, const float *w, float *y, int n, int dim, float eps,
+                  cudaStream_t s);
+
+struct CudaRopeParams {
+    int n_heads, n_kv_heads, head_dim;
+    int rope_dim;    /* rotated dims (<= head_dim) */
+    int neox;        /* 1: pairs (i, i + rope_dim/2); 0: (2i, 2i+1) */
+    float theta_scale; /* powf(freq_base, -2 / rope_dim), computed on the host */
+    float pos_scale;   /* positions are multiplied by this (linear scaling) */
+};
+/* Rotates q (n, n_heads*hd) in place and k (n, n_kv*hd), then stores k and v
+ * (n, n_kv*hd) as FP16 into the cache at (d_seq[i], d_pos[i]). */
+void cuda_rope_store_kv(const CudaRopeParams *p, float *q, const float *k, const float *v, int n,
+                        const int *d_pos, const int *d_seq, CudaKvView kv, cudaStream_t s);
+
+/* h[i] = silu(g[i]) * u[i] for i < n. */
+void cuda_swiglu(const float *g, const float *u, float *h, int64_t n, cudaStream_t s);
+/* y[i][r] += b[r] for n rows of `rows`. */
+void cuda_add_bias(float *y, const float *b, int n, int64_t rows, cudaStream_t s);
+/* Fills with deterministic pseudo-random values in [-1, 1). */
+void cuda_fill_random(float *x, int64_t n, uint32_t seed, cudaStream_t s);
+
+/* Attention of n_items query tokens over the FP16 cache (flash-decoding):
+ * item i (query q[i], sequence d_seq[i]) attends to positions
+ * 0..d_pos[i] of its sequence (causal). Positions are cut into n_split spans
+ * of `span` positions; each block does one (item, kv head, span) with an
+ * online softmax over all n_heads/n_kv_heads query heads of that kv head,
+ * and a combine kernel merges the spans. Spans past an item's length are
+ * empty (graph-friendly: the grid depends on n_ctx, not on positions). */
+struct CudaAttnArgs {
+    const float *q;    /* (n_items, n_heads * head_dim), RoPE applied */
+    CudaKvView kv;
+    const int *d_pos;  /* (n_items) */
+    const int *d_seq;  /* (n_items) */
+    int n_items;
+    int n_heads, n_kv_heads, head_dim;
+    int span, n_split; /* n_split * span >= max position + 1 */
+    float *part_o;     /* (n_items, n_heads, n_split, head_dim) scratch */
+    float *part_ml;    /* (n_items, n_heads, n_split, 2) scratch */
+    float *out;        /* (n_items, n_heads * head_dim) */
+};
+/* Largest (n_heads / n_kv_heads) * head_dim the attention kernel takes. */
+#define CUDA_ATTN_MAX_GROUP_DIMS 2048
+void cuda_attention(const CudaAttnArgs *a, cudaStream_t s);
+
+/* Weight product for prefill (n tokens, any n): Y (n, rows) = X (n, cols)
+ * W^T (+ bias) (+= Y when accumulate). cuBLAS path: rows of W dequantized
+ * into an FP32 tile (cuda_dequant_rows) then cublasSgemm; custom path: the
+ * same tile through an FP32 tiled kernel. Contracts: docs/cuda_gemm.md. */
+struct CudaGemm {
+    void *cublas;       /* cublasHandle_t, NULL when cuBLAS is off */
+    float *tile;        /* FP32 dequantized rows of W */
+    int64_t tile_elems; /* capacity of tile in floats */
+};
+void cuda_gemm_w(CudaGemm *g, uint32_t type, const void *W, int64_t rows, int64_t cols,
+                 const float *X, int n, float *Y, const float *bias, int accumulate,
+                 cudaStream_t s);
+/* Row-major FP32: C[i][r] = sum_c A[r][c] * B[i][c] (+ C[i][r] when accumulate);
+ * A (m, k) lda, B (n, k) ldb, C (n, m) ldc. The custom fallback kernel. */
+void cuda_sgemm_nt(const float *A, int64_t lda, const float *B, int64_t ldb, float *C, int64_t ldc,
+                   int m, int n, int k, int accumulate, cudaStream_t s);
+
+/* device.cu: chooses a device for `device` ("auto", "cuda", "cuda:N"); fills
+ * why on failure. Returns the ordinal or -1. */
+int cuda_select_device(const char *device, int require_sm52, char *why, int why_len);
+/* Launches a trivial kernel on the current device: 0 or -1 with a message
+ * naming the architectures built and the device's. */
+int cuda_probe_device(int dev, char *why, int why_len);
+
+#endif

@@ -1,0 +1,342 @@
+/* matvec.cu - decode matrix-vector (and matrix x up to 16 vectors) for every
+ * weight type: Y[i][r] = sum_c W[r][c] * X[i][c] (+ bias[r]) (+ Y[i][r]).
+ *
+ * Scheme (one kernel template for all types, see matvec_blocks.cuh):
+ *   - a block of MV_WARPS warps; each warp owns R consecutive rows;
+ *   - a row is streamed in tiles of TB whole blocks (1024 or 2048 weights,
+ *     a multiple of 16 bytes): the warp loads the tile's raw bytes with
+ *     coalesced 16-byte loads (streaming, L1 not allocated), stores them into
+ *     its own shared-memory buffer, and decodes from there. The next tile's
+ *     loads are issued before the current tile is decoded (register double
+ *     buffering), so CH x R 16-byte loads per lane stay in flight;
+ *   - rows that are not 16-byte aligned (odd block counts of 18/34/110/210
+ *     byte blocks, or a misaligned W) fall back to 2-byte loads; the partial
+ *     last tile copies its odd tail the same way;
+ *   - each lane decodes groups of 8 weights into registers and multiplies them
+ *     with 2 float4 of each activation vector (read through L1/L2; every
+ *     weight is read from DRAM exactly once for all n <= 16 vectors); FP32
+ *     accumulation, warp-shuffle reduction at the end.
+ * sm_52: no half arithmetic (only __half2float), no dp4a, 48 KB static smem:
+ * the largest buffer is MV_WARPS x R x 2 KB. */
+#include "cuda_common.cuh"
+#include "matvec_blocks.cuh"
+
+namespace {
+
+constexpr int MV_WARPS = 4;
+
+template <class T> struct Tile {
+    static constexpr int ELEMS = T::QK == 8 ? 1024 : 2048; /* weights per tile and row */
+    static constexpr int TB = ELEMS / T::QK;               /* blocks per tile */
+    static constexpr int BYTES = TB * T::BYTES;            /* multiple of 16 */
+    static constexpr int CHUNKS = BYTES / 16;
+    static constexpr int CH = (CHUNKS + 31) / 32; /* 16-byte loads per lane */
+    static constexpr int NSUB1 = T::NSUB > 0 ? T::NSUB : 1;
+    static constexpr int NSC = TB * NSUB1; /* scale pairs per tile and row */
+    static_assert(BYTES % 16 == 0, "tile must be a multiple of 16 bytes");
+};
+
+static __device__ __forceinline__ uint4 ld_stream(const uint4 *p) { return __ldcs(p); }
+
+/* Decodes one staged tile (tb blocks of R rows) against the activations and
+ * accumulates into acc. Lane `lane` takes groups lane + 32k (k < ITER):
+ * block lane / NG + k * 32 / NG, group lane % NG, so every shared-memory and
+ * activation address is a per-lane base plus a compile-time offset. XV:
+ * activations 16-byte aligned (float4 loads). */
+template <class T, int NV, int R, bool XV>
+static __device__ __forceinline__ void
+mv_tile(const uint8_t (*sm)[Tile<T>::BYTES], const float2 (*sc)[Tile<T>::NSC], const float *xt,
+        int cols, int n, int lane, int tb, float (&acc)[R][NV]) {
+    using TL = Tile<T>;
+    constexpr bool AL = T::BYTES % 4 == 0; /* blocks 4-byte aligned in the tile */
+    constexpr int BPI = 32 / T::NG;        /* blocks per warp iteration */
+    constexpr int ITER = TL::TB / BPI;
+    static_assert(32 % T::NG == 0 && TL::TB % BPI == 0, "group mapping");
+    const int blk0 = lane / T::NG, g = lane % T::NG;
+#pragma unroll
+    for (int k = 0; k < ITER; k++) {
+        const int blk = blk0 + k * BPI;
+        if (blk >= tb) break;
+        float q[R][8];
+        float2 s0[R], s1[R];
+        int j0 = 0, j1 = 0, o0 = 0, o1 = 0;
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            T::template quants<AL>(sm[r] + blk * T::BYTES, g, q[r], j0, j1, o0, o1);
+            if (T::NSUB > 0) {
+                s0[r] = sc[r][blk * TL::NSUB1 + j0];
+                s1[r] = sc[r][blk * TL::NSUB1 + j1];
+            }
+        }
+        const float *xb = xt + blk * T::QK;
+#pragma unroll
+        for (int v = 0; v < NV; v++) {
+            if (v < n) {
+                float xs[8];
+                const float *xv = xb + (long long)v * cols;
+                if (XV) {
+                    const float4 a = __ldg(reinterpret_cast<const float4 *>(xv + o0));
+                    const float4 b = __ldg(reinterpret_cast<const float4 *>(xv + o1));
+                    xs[0] = a.x, xs[1] = a.y, xs[2] = a.z, xs[3] = a.w;
+                    xs[4] = b.x, xs[5] = b.y, xs[6] = b.z, xs[7] = b.w;
+                } else {
+#pragma unroll
+                    for (int i = 0; i < 4; i++)
+                        xs[i] = __ldg(xv + o0 + i), xs[4 + i] = __ldg(xv + o1 + i);
+                }
+                float sx0 = 0.0f, sx1 = 0.0f;
+                if (T::MIN) {
+                    sx0 = (xs[0] + xs[1]) + (xs[2] + xs[3]);
+                    sx1 = (xs[4] + xs[5]) + (xs[6] + xs[7]);
+                }
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    float a0 = q[r][0] * xs[0], a1 = q[r][4] * xs[4];
+#pragma unroll
+                    for (int i = 1; i < 4; i++) {
+                        a0 = fmaf(q[r][i], xs[i], a0);
+                        a1 = fmaf(q[r][4 + i], xs[4 + i], a1);
+                    }
+                    if (T::NSUB == 0) {
+                        acc[r][v] += a0 + a1;
+                    } else {
+                        float y = fmaf(s0[r].x, a0, acc[r][v]);
+                        y = fmaf(s1[r].x, a1, y);
+                        if (T::MIN) {
+                            y = fmaf(-s0[r].y, sx0, y);
+                            y = fmaf(-s1[r].y, sx1, y);
+                        }
+                        acc[r][v] = y;
+                    }
+                }
+            }
+        }
+    }
+}
+
+template <class T, int NV, int R>
+__global__ void __launch_bounds__(MV_WARPS * 32)
+    matvec_kernel(const uint8_t *__restrict__ W, int rows, int nb, long long row_bytes,
+                  const float *__restrict__ X, int cols, int n, float *__restrict__ Y,
+                  const float *__restrict__ bias, int accumulate, int vec16, int xvec) {
+    using TL = Tile<T>;
+    __shared__ __align__(16) uint8_t smem[MV_WARPS][R][TL::BYTES];
+    __shared__ float2 ssc[MV_WARPS][R][TL::NSC];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int row0 = (blockIdx.x * MV_WARPS + warp) * R;
+    if (row0 >= rows) return; /* warp-uniform; no block barrier below */
+
+    const uint8_t *wr[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const int rr = min(row0 + r, rows - 1); /* rows past the end: computed, not written */
+        wr[r] = W + (long long)rr * row_bytes;
+    }
+    float acc[R][NV];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int v = 0; v < NV; v++) acc[r][v] = 0.0f;
+
+    uint4 buf[R][TL::CH];
+    const int ntiles = (nb + TL::TB - 1) / TL::TB;
+
+    /* issue the 16-byte loads of tile t (whole chunks only) */
+    auto fetch = [&](int t) {
+        const int tb = min(TL::TB, nb - t * TL::TB);
+        const int n16 = vec16 ? tb * T::BYTES / 16 : 0;
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            const uint4 *src = reinterpret_cast<const uint4 *>(wr[r] + (long long)t * TL::BYTES);
+#pragma unroll
+            for (int k = 0; k < TL::CH; k++) {
+                const int i = lane + 32 * k;
+                if (i < n16) buf[r][k] = ld_stream(src + i);
+            }
+        }
+    };
+    /* write tile t into shared memory: fetched chunks, then the rest 2 bytes at a time */
+    auto store = [&](int t) {
+        const int tb = min(TL::TB, nb - t * TL::TB);
+        const int nbytes = tb * T::BYTES;
+        const int n16 = vec16 ? nbytes / 16 : 0;
+#pragma unroll
+        for (int r = 0; r < R; r++) {
+            uint4 *dst = reinterpret_cast<uint4 *>(smem[warp][r]);
+#pragma unroll
+            for (int k = 0; k < TL::CH; k++) {
+                const int i = lane + 32 * k;
+                if (i < n16) dst[i] = buf[r][k];
+            }
+            if (n16 * 16 < nbytes) {
+                const unsigned short *s2 =
+                    reinterpret_cast<const unsigned short *>(wr[r] + (long long)t * TL::BYTES);
+                unsigned short *d2 = reinterpret_cast<unsigned short *>(smem[warp][r]);
+                for (int i = n16 * 8 + lane; i < nbytes / 2; i += 32) d2[i] = __ldg(s2 + i);
+            }
+        }
+    };
+
+    fetch(0);
+    for (int t = 0; t < ntiles; t++) {
+        store(t);
+        __syncwarp();
+        if (t + 1 < ntiles) fetch(t + 1);
+        const int tb = min(TL::TB, nb - t * TL::TB);
+        if (T::NSUB > 0) { /* scale pair of every sub-block of the tile, once */
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                for (int idx = lane; idx < tb * T::NSUB; idx += 32) {
+                    const int blk = idx / TL::NSUB1, j = idx % TL::NSUB1;
+                    float sd, sm;
+                    T::scale(smem[warp][r] + blk * T::BYTES, j, sd, sm);
+                    ssc[warp][r][idx] = make_float2(sd, sm);
+                }
+            __syncwarp();
+        }
+        const float *xt = X + (long long)t * TL::ELEMS;
+        if (xvec)
+            mv_tile<T, NV, R, true>(smem[warp], ssc[warp], xt, cols, n, lane, tb, acc);
+        else
+            mv_tile<T, NV, R, false>(smem[warp], ssc[warp], xt, cols, n, lane, tb, acc);
+        __syncwarp();
+    }
+
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const int row = row0 + r;
+#pragma unroll
+        for (int v = 0; v < NV; v++) {
+            const float s = warp_sum(acc[r][v]);
+            if (lane == 0 && v < n && row < rows) {
+                const long long idx = (long long)v * rows + row;
+                float y = s + (bias ? bias[row] : 0.0f);
+                if (accumulate) y += Y[idx];
+                Y[idx] = y;
+            }
+        }
+    }
+}
+
+/* F16 / BF16 rows whose length is not a multiple of 8: one warp per row,
+ * scalar loads. Only for odd shapes (tiny test models). */
+template <bool BF>
+__global__ void matvec_half_scalar(const uint16_t *__restrict__ W, int rows, int cols,
+                                   const float *__restrict__ X, int n, float *__restrict__ Y,
+                                   const float *__restrict__ bias, int accumulate) {
+    const int lane = threadIdx.x & 31;
+    const int row = blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
+    if (row >= rows) return;
+    const uint16_t *w = W + (long long)row * cols;
+    for (int v = 0; v < n; v++) {
+        float acc = 0.0f;
+        for (int c = lane; c < cols; c += 32) {
+            const uint32_t h = __ldg(reinterpret_cast<const unsigned short *>(w + c));
+            const float wf = BF ? m40q::bf2f(h) : m40q::h2f(h);
+            acc = fmaf(wf, __ldg(X + (long long)v * cols + c), acc);
+        }
+        acc = warp_sum(acc);
+        if (lane == 0) {
+            const long long idx = (long long)v * rows + row;
+            float y = acc + (bias ? bias[row] : 0.0f);
+            if (accumulate) y += Y[idx];
+            Y[idx] = y;
+        }
+    }
+}
+
+template <class T, int NV, int R>
+void launch(const void *W, int64_t rows, int64_t cols, const float *X, int n, float *Y,
+            const float *bias, int accumulate, cudaStream_t s) {
+    const int nb = (int)(cols / T::QK);
+    const long long row_bytes = (long long)nb * T::BYTES;
+    const int vec16 = ((uintptr_t)W % 16 == 0) && (row_bytes % 16 == 0);
+    const int xvec = ((uintptr_t)X % 16 == 0) && (cols % 4 == 0);
+    const int per_block = MV_WARPS * R;
+    const unsigned grid = (unsigned)((rows + per_block - 1) / per_block);
+    matvec_kernel<T, NV, R><<<grid, MV_WARPS * 32, 0, s>>>((const uint8_t *)W, (int)rows, nb,
+                                                           row_bytes, X, (int)cols, n, Y, bias,
+                                                           accumulate, vec16, xvec);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* r1: rows per warp for n == 1 (variant knob for the bench; 0 = default) */
+template <class T>
+void launch_n(const void *W, int64_t rows, int64_t cols, const float *X, int n, float *Y,
+              const float *bias, int accumulate, cudaStream_t s, int r1) {
+    if (n <= 1) {
+        if (r1 == 1)
+            launch<T, 1, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
+        else if (r1 == 4)
+            launch<T, 1, 4>(W, rows, cols, X, n, Y, bias, accumulate, s);
+        else if (r1 == 2 || rows < 16384)
+            launch<T, 1, 2>(W, rows, cols, X, n, Y, bias, accumulate, s);
+        else
+            launch<T, 1, 4>(W, rows, cols, X, n, Y, bias, accumulate, s);
+    } else if (n <= 2) {
+        launch<T, 2, 2>(W, rows, cols, X, n, Y, bias, accumulate, s);
+    } else if (n <= 4) {
+        launch<T, 4, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
+    } else if (n <= 8) {
+        launch<T, 8, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
+    } else {
+        launch<T, 16, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
+    }
+}
+
+void half_scalar(uint32_t type, const void *W, int64_t rows, int64_t cols, const float *X, int n,
+                 float *Y, const float *bias, int accumulate, cudaStream_t s) {
+    const unsigned grid = (unsigned)((rows + MV_WARPS - 1) / MV_WARPS);
+    if (type == GGML_TYPE_BF16)
+        matvec_half_scalar<true><<<grid, MV_WARPS * 32, 0, s>>>(
+            (const uint16_t *)W, (int)rows, (int)cols, X, n, Y, bias, accumulate);
+    else
+        matvec_half_scalar<false><<<grid, MV_WARPS * 32, 0, s>>>(
+            (const uint16_t *)W, (int)rows, (int)cols, X, n, Y, bias, accumulate);
+    CUDA_CHECK_LAUNCH();
+}
+
+} // namespace
+
+int cuda_matvec_supported(uint32_t type) {
+    switch (type) {
+#define M40_CASE(id, T)                                                                            \
+    case id:                                                                                       \
+        return 1;
+        M40_WEIGHT_TYPES(M40_CASE)
+#undef M40_CASE
+    default:
+        return 0;
+    }
+}
+
+/* Internal (bench): cuda_matvec with a choice of rows per warp for n == 1. */
+void cuda_matvec_variant(uint32_t type, const void *W, int64_t rows, int64_t cols, const float *X,
+                         int n, float *Y, const float *bias, int accumulate, cudaStream_t s,
+                         int r1) {
+    if (rows <= 0 || n <= 0) return;
+    if (n > CUDA_MATVEC_MAX_BATCH) {
+        fprintf(stderr, "m40llm: cuda_matvec: n=%d exceeds %d\n", n, CUDA_MATVEC_MAX_BATCH);
+        abort();
+    }
+    if ((type == GGML_TYPE_F16 || type == GGML_TYPE_BF16) && cols % 8 != 0) {
+        half_scalar(type, W, rows, cols, X, n, Y, bias, accumulate, s);
+        return;
+    }
+    switch (type) {
+#define M40_CASE(id, T)                                                                            \
+    case id:                                                                                       \
+        launch_n<T>(W, rows, cols, X, n, Y, bias, accumulate, s, r1);                              \
+        break;
+        M40_WEIGHT_TYPES(M40_CASE)
+#undef M40_CASE
+    default:
+        fprintf(stderr, "m40llm: cuda_matvec: unsupported weight type %u\n", type);
+        abort();
+    }
+}
+
+void cuda_matvec(uint32_t type, const void *W, int64_t rows, int64_t cols, const float *X, int n,
+                 float *Y, const float *bias, int accumulate, cudaStream_t s) {
+    cuda_matvec_variant(type, W, rows, cols, X, n, Y, bias, accumulate, s, 0);
+}
