@@ -22,13 +22,24 @@
  * mmap (gguf_open), which lives until gguf_close. Anything that borrows
  * tensor data (Model) must not outlive the GgufFile.
  *
- * Every parse error is one line: "<name>: offset <N>: <problem>". */
+ * Every parse error is one line: "<name>: offset <N>: <problem>".
+ * Refused besides truncation/overflow (docs/robustness.md lists every case):
+ * duplicate keys or tensor names; keys that are empty, contain NUL or are
+ * not valid UTF-8; empty tensor names; bool values other than 0/1; arrays
+ * nested more than one level; n_dims outside 1..4; a zero dimension (ggml
+ * cannot load those either); unknown ggml types; ne[0] not a multiple of the
+ * block size; misaligned, out-of-bounds or overlapping tensor data; a
+ * general.alignment that is not a non-zero power-of-two uint32. Accepted:
+ * v2; metadata string values that are not valid UTF-8; a file without
+ * tensors that ends right after its metadata (vocabulary-only files); a
+ * missing padding after the last tensor. */
 #ifndef M40_GGUF_H
 #define M40_GGUF_H
 
 #include <stdbool.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 
 #include "base/err.h"
 
@@ -85,8 +96,8 @@ const GgmlTypeInfo *ggml_type_info(uint32_t type);
 const char *ggml_type_name(uint32_t type);
 /* Parses a name ("q4_0", "Q4_K", "f16", case-insensitive); -1 if unknown. */
 int ggml_type_from_name(const char *name);
-/* Bytes for a row of n elements; 0 (and *ok=false) if n is not a multiple of
- * the block size or the type is unknown. */
+/* Bytes for a row of n elements; 0 if n is not a multiple of the block size,
+ * the type is unknown or the size overflows. */
 size_t ggml_row_size(uint32_t type, uint64_t n);
 
 typedef enum GgufValueType {
@@ -248,5 +259,11 @@ int gguf_writer_write_header(GgufWriter *w, FILE *fp, Err *e);
 int gguf_writer_write_tensor_data(GgufWriter *w, FILE *fp, int idx, const void *data, Err *e);
 /* Bytes of tensor idx as the writer computed them. */
 uint64_t gguf_writer_tensor_nbytes(const GgufWriter *w, int idx);
+/* Addition: streams part of tensor `idx` (chunks of any size, in order);
+ * once the chunks add up to its nbytes, the alignment padding follows.
+ * For tensors too large to hold in memory at once. Do not mix with
+ * gguf_writer_write_tensor_data for the same tensor. */
+int gguf_writer_write_tensor_part(GgufWriter *w, FILE *fp, int idx, const void *data,
+                                  uint64_t nbytes, Err *e);
 
 #endif
