@@ -20,7 +20,7 @@ export DEBIAN_FRONTEND=noninteractive
 
 PKGS=(build-essential cmake pkg-config git python3 python3-venv python3-pip
       libmicrohttpd-dev libjansson-dev libpcre2-dev libopenblas-dev libcmocka-dev
-      clang-14 libclang-rt-14-dev curl)
+      clang-14 libclang-rt-14-dev curl unzip chromium)
 
 missing=()
 for p in "${PKGS[@]}"; do
