@@ -375,108 +375,517 @@ void quant_dequant_row(uint32_t type, const void *src, float *dst, int64_t n) {
     }
 }
 
-/* ------------------------------------------------------------------ dots
- * 16 independent accumulator lanes (vectorizable), summed at the end in a
- * fixed order. */
-#define LANES 16
+/* ------------------------------------------------------- dots and matmul
+ *
+ * Every dot product (quant_dot, quant_matvec, quant_matmul) runs the same
+ * code: a row is dequantized SEG weights at a time into a small float buffer
+ * (block scales applied), and each token vector accumulates buffer * x into
+ * a fixed set of FP32 lanes, which are summed in a fixed order at the end.
+ * A token's accumulation never depends on how many tokens share the
+ * dequantized buffer, so quant_matmul is bit-identical to quant_matvec per
+ * output (within one dispatch: portable C or AVX2/FMA/F16C, chosen at run
+ * time by cpu_simd_avx2()).
+ *
+ * Portable: 16 scalar lanes (lane k takes elements i with i % 16 == k, in
+ * order; mul then add), leftovers (n % 16) in a 17th accumulator.
+ * AVX2: four 8-lane FMA accumulators (vector k of each 32-element group),
+ * leftover groups of 8 into the first, leftovers < 8 into a scalar fmaf. */
+#include "base/cpu_features.h"
+#include <math.h>
+#if defined(__x86_64__)
+#include <immintrin.h>
+#endif
 
-static inline float lanes_sum(const float *acc) {
-    float s = 0.0f;
-    for (int k = 0; k < LANES; k++) s += acc[k];
-    return s;
-}
+#define SEG 256 /* weights dequantized at a time: a multiple of every block size */
+#define TT 8    /* tokens sharing one dequantized segment */
+#define ACCN 40 /* floats of accumulator state per token (32 lanes + tail, padded) */
 
-static inline void acc_block(float *restrict acc, const float *restrict w, const float *restrict x,
-                             int n) {
-    for (int i = 0; i < n; i += LANES)
-        for (int k = 0; k < LANES; k++) acc[k] += w[i + k] * x[i + k];
-}
-
-static float dot_f32(const float *restrict w, const float *restrict x, int64_t n) {
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < n; i++) s += w[i] * x[i];
-    return s;
-}
-
-static float dot_f16(const uint16_t *restrict w, const float *restrict x, int64_t n) {
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < n; i++) s += h2f(w[i]) * x[i];
-    return s;
-}
-
-static float dot_bf16(const uint16_t *restrict w, const float *restrict x, int64_t n) {
-    float s = 0.0f;
-#pragma omp simd reduction(+ : s)
-    for (int64_t i = 0; i < n; i++) s += b2f(w[i]) * x[i];
-    return s;
-}
-
-#define DEF_DOT(name, BT, BS, fn)                                                                  \
-    static float name(const BT *restrict b, const float *restrict x, int64_t nb) {                 \
-        float acc[LANES] = {0};                                                                    \
-        float tmp[BS];                                                                             \
-        for (int64_t i = 0; i < nb; i++) {                                                         \
-            fn(b + i, tmp);                                                                        \
-            acc_block(acc, tmp, x + i * (BS), BS);                                                 \
-        }                                                                                          \
-        return lanes_sum(acc);                                                                     \
-    }
-DEF_DOT(dot_q4_0, BlockQ4_0, 32, dq_q4_0)
-DEF_DOT(dot_q4_1, BlockQ4_1, 32, dq_q4_1)
-DEF_DOT(dot_q5_0, BlockQ5_0, 32, dq_q5_0)
-DEF_DOT(dot_q5_1, BlockQ5_1, 32, dq_q5_1)
-DEF_DOT(dot_q8_0, BlockQ8_0, 32, dq_q8_0)
-DEF_DOT(dot_q2_k, BlockQ2K, 256, dq_q2_k)
-DEF_DOT(dot_q3_k, BlockQ3K, 256, dq_q3_k)
-DEF_DOT(dot_q4_k, BlockQ4K, 256, dq_q4_k)
-DEF_DOT(dot_q5_k, BlockQ5K, 256, dq_q5_k)
-DEF_DOT(dot_q6_k, BlockQ6K, 256, dq_q6_k)
-#undef DEF_DOT
-
-float quant_dot(uint32_t type, const void *row, const float *x, int64_t n) {
-    QTraits t;
-    M40_ASSERT(traits(type, &t) && n >= 0 && n % t.bs == 0);
-    const int64_t nb = n / t.bs;
+/* Dequantizes weights [off, off + n) of one row (off, n block multiples);
+ * returns where the floats are (the row itself for F32, else buf). */
+static const float *seg_portable(uint32_t type, const uint8_t *row, int64_t off, int n,
+                                 float *restrict buf) {
     switch (type) {
     case GGML_TYPE_F32:
-        return dot_f32(row, x, n);
-    case GGML_TYPE_F16:
-        return dot_f16(row, x, n);
-    case GGML_TYPE_BF16:
-        return dot_bf16(row, x, n);
-    case GGML_TYPE_Q4_0:
-        return dot_q4_0(row, x, nb);
-    case GGML_TYPE_Q4_1:
-        return dot_q4_1(row, x, nb);
-    case GGML_TYPE_Q5_0:
-        return dot_q5_0(row, x, nb);
-    case GGML_TYPE_Q5_1:
-        return dot_q5_1(row, x, nb);
-    case GGML_TYPE_Q8_0:
-        return dot_q8_0(row, x, nb);
-    case GGML_TYPE_Q2_K:
-        return dot_q2_k(row, x, nb);
-    case GGML_TYPE_Q3_K:
-        return dot_q3_k(row, x, nb);
-    case GGML_TYPE_Q4_K:
-        return dot_q4_k(row, x, nb);
-    case GGML_TYPE_Q5_K:
-        return dot_q5_k(row, x, nb);
-    case GGML_TYPE_Q6_K:
-        return dot_q6_k(row, x, nb);
+        return (const float *)row + off;
+    case GGML_TYPE_F16: {
+        const uint16_t *s = (const uint16_t *)row + off;
+        for (int i = 0; i < n; i++) buf[i] = h2f(s[i]);
+        return buf;
+    }
+    case GGML_TYPE_BF16: {
+        const uint16_t *s = (const uint16_t *)row + off;
+        for (int i = 0; i < n; i++) buf[i] = b2f(s[i]);
+        return buf;
+    }
+#define SEG_CASE(T, BT, BS, fn)                                                                    \
+    case T: {                                                                                      \
+        const BT *b = (const BT *)row + off / (BS);                                                \
+        for (int i = 0; i < n / (BS); i++) fn(b + i, buf + i * (BS));                              \
+        return buf;                                                                                \
+    }
+        SEG_CASE(GGML_TYPE_Q4_0, BlockQ4_0, 32, dq_q4_0)
+        SEG_CASE(GGML_TYPE_Q4_1, BlockQ4_1, 32, dq_q4_1)
+        SEG_CASE(GGML_TYPE_Q5_0, BlockQ5_0, 32, dq_q5_0)
+        SEG_CASE(GGML_TYPE_Q5_1, BlockQ5_1, 32, dq_q5_1)
+        SEG_CASE(GGML_TYPE_Q8_0, BlockQ8_0, 32, dq_q8_0)
+        SEG_CASE(GGML_TYPE_Q2_K, BlockQ2K, 256, dq_q2_k)
+        SEG_CASE(GGML_TYPE_Q3_K, BlockQ3K, 256, dq_q3_k)
+        SEG_CASE(GGML_TYPE_Q4_K, BlockQ4K, 256, dq_q4_k)
+        SEG_CASE(GGML_TYPE_Q5_K, BlockQ5K, 256, dq_q5_k)
+        SEG_CASE(GGML_TYPE_Q6_K, BlockQ6K, 256, dq_q6_k)
     default:
         M40_ASSERT(0 && "unsupported type");
-        return 0.0f;
+        return buf;
     }
+}
+
+/* acc (ACCN): lanes 0..15, leftovers in acc[16]. */
+static inline void acc_portable(float *restrict acc, const float *restrict w,
+                                const float *restrict x, int n) {
+    int i = 0;
+    for (; i + 16 <= n; i += 16)
+        for (int k = 0; k < 16; k++) acc[k] += w[i + k] * x[i + k];
+    for (; i < n; i++) acc[16] += w[i] * x[i];
+}
+
+static inline float reduce_portable(const float *acc) {
+    float s = 0.0f;
+    for (int k = 0; k < 16; k++) s += acc[k];
+    return s + acc[16];
+}
+
+static void matmul_portable(uint32_t type, const uint8_t *W, size_t rb, int64_t cols, int64_t r0,
+                            int64_t r1, const float *X, int64_t ldx, int n_tok, float *Y,
+                            int64_t ldy) {
+    float buf[SEG];
+    float acc[TT][ACCN];
+    for (int t0 = 0; t0 < n_tok; t0 += TT) {
+        const int nt = n_tok - t0 < TT ? n_tok - t0 : TT;
+        for (int64_t r = r0; r < r1; r++) {
+            const uint8_t *row = W + (size_t)r * rb;
+            memset(acc, 0, sizeof acc);
+            for (int64_t off = 0; off < cols; off += SEG) {
+                const int n = cols - off < SEG ? (int)(cols - off) : SEG;
+                const float *w = seg_portable(type, row, off, n, buf);
+                for (int t = 0; t < nt; t++)
+                    acc_portable(acc[t], w, X + (size_t)(t0 + t) * ldx + off, n);
+            }
+            for (int t = 0; t < nt; t++) Y[(size_t)(t0 + t) * ldy + r] = reduce_portable(acc[t]);
+        }
+    }
+}
+
+#if defined(__x86_64__)
+#define AVX2 __attribute__((target("avx2,fma,f16c")))
+
+/* F16C conversion of one half (same value as h2f). */
+AVX2 static inline float h2f_hw(uint16_t h) { return _cvtsh_ss(h); }
+
+AVX2 static inline __m256 i8x8_to_ps(__m128i v) {
+    return _mm256_cvtepi32_ps(_mm256_cvtepi8_epi32(v));
+}
+
+/* The block dequantizers below compute exactly what the portable ones do
+ * (separate multiply and add, no contraction). */
+AVX2 static inline void dq_q8_0_avx(const BlockQ8_0 *b, float *y) {
+    const __m256 d = _mm256_set1_ps(h2f_hw(b->d));
+    for (int k = 0; k < 4; k++) {
+        const __m128i q = _mm_loadl_epi64((const __m128i *)(b->qs + 8 * k));
+        _mm256_storeu_ps(y + 8 * k, _mm256_mul_ps(i8x8_to_ps(q), d));
+    }
+}
+
+AVX2 static inline void dq_q4_0_avx(const BlockQ4_0 *b, float *y) {
+    const __m256 d = _mm256_set1_ps(h2f_hw(b->d));
+    const __m128i q = _mm_loadu_si128((const __m128i *)b->qs);
+    const __m128i m = _mm_set1_epi8(15), e = _mm_set1_epi8(8);
+    const __m128i lo = _mm_sub_epi8(_mm_and_si128(q, m), e);
+    const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), m), e);
+    _mm256_storeu_ps(y, _mm256_mul_ps(i8x8_to_ps(lo), d));
+    _mm256_storeu_ps(y + 8, _mm256_mul_ps(i8x8_to_ps(_mm_srli_si128(lo, 8)), d));
+    _mm256_storeu_ps(y + 16, _mm256_mul_ps(i8x8_to_ps(hi), d));
+    _mm256_storeu_ps(y + 24, _mm256_mul_ps(i8x8_to_ps(_mm_srli_si128(hi, 8)), d));
+}
+
+AVX2 static inline void dq_q4_1_avx(const BlockQ4_1 *b, float *y) {
+    const __m256 d = _mm256_set1_ps(h2f_hw(b->d)), mn = _mm256_set1_ps(h2f_hw(b->m));
+    const __m128i q = _mm_loadu_si128((const __m128i *)b->qs);
+    const __m128i m = _mm_set1_epi8(15);
+    const __m128i lo = _mm_and_si128(q, m);
+    const __m128i hi = _mm_and_si128(_mm_srli_epi16(q, 4), m);
+    _mm256_storeu_ps(y, _mm256_add_ps(_mm256_mul_ps(i8x8_to_ps(lo), d), mn));
+    _mm256_storeu_ps(y + 8, _mm256_add_ps(_mm256_mul_ps(i8x8_to_ps(_mm_srli_si128(lo, 8)), d), mn));
+    _mm256_storeu_ps(y + 16, _mm256_add_ps(_mm256_mul_ps(i8x8_to_ps(hi), d), mn));
+    _mm256_storeu_ps(y + 24,
+                     _mm256_add_ps(_mm256_mul_ps(i8x8_to_ps(_mm_srli_si128(hi, 8)), d), mn));
+}
+
+AVX2 static inline void dq_q4_k_avx(const BlockQ4K *b, float *y) {
+    const float d = h2f_hw(b->d), dmin = h2f_hw(b->dmin);
+    const uint8_t *q = b->qs;
+    const __m128i m = _mm_set1_epi8(15);
+    for (int c = 0; c < 4; c++) {
+        uint8_t sc, mn;
+        scale_min_k4(2 * c, b->scales, &sc, &mn);
+        const __m256 d1 = _mm256_set1_ps(d * (float)sc), m1 = _mm256_set1_ps(dmin * (float)mn);
+        scale_min_k4(2 * c + 1, b->scales, &sc, &mn);
+        const __m256 d2 = _mm256_set1_ps(d * (float)sc), m2 = _mm256_set1_ps(dmin * (float)mn);
+        for (int k = 0; k < 4; k++) {
+            const __m128i v = _mm_loadl_epi64((const __m128i *)(q + 8 * k));
+            const __m128i lo = _mm_and_si128(v, m), hi = _mm_and_si128(_mm_srli_epi16(v, 4), m);
+            _mm256_storeu_ps(y + 8 * k, _mm256_sub_ps(_mm256_mul_ps(d1, i8x8_to_ps(lo)), m1));
+            _mm256_storeu_ps(y + 32 + 8 * k, _mm256_sub_ps(_mm256_mul_ps(d2, i8x8_to_ps(hi)), m2));
+        }
+        y += 64;
+        q += 32;
+    }
+}
+
+AVX2 static inline void dq_q6_k_avx(const BlockQ6K *b, float *y) {
+    const float d = h2f_hw(b->d);
+    const __m128i m4 = _mm_set1_epi8(15), m2 = _mm_set1_epi8(3), e = _mm_set1_epi8(32);
+    for (int h = 0; h < 2; h++) {
+        const uint8_t *ql = b->ql + 64 * h, *qh = b->qh + 32 * h;
+        const int8_t *sc = b->scales + 8 * h;
+        float *yh = y + 128 * h;
+        for (int l = 0; l < 32; l += 8) {
+            const int s = l / 16;
+            const __m256 d1 = _mm256_set1_ps(d * (float)sc[s]),
+                         d2 = _mm256_set1_ps(d * (float)sc[s + 2]);
+            const __m256 d3 = _mm256_set1_ps(d * (float)sc[s + 4]),
+                         d4 = _mm256_set1_ps(d * (float)sc[s + 6]);
+            const __m128i A = _mm_loadl_epi64((const __m128i *)(ql + l));
+            const __m128i B = _mm_loadl_epi64((const __m128i *)(ql + l + 32));
+            const __m128i H = _mm_loadl_epi64((const __m128i *)(qh + l));
+            const __m128i q1 = _mm_sub_epi8(
+                _mm_or_si128(_mm_and_si128(A, m4), _mm_slli_epi16(_mm_and_si128(H, m2), 4)), e);
+            const __m128i q2 = _mm_sub_epi8(
+                _mm_or_si128(_mm_and_si128(B, m4),
+                             _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(H, 2), m2), 4)),
+                e);
+            const __m128i q3 = _mm_sub_epi8(
+                _mm_or_si128(_mm_and_si128(_mm_srli_epi16(A, 4), m4),
+                             _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(H, 4), m2), 4)),
+                e);
+            const __m128i q4 = _mm_sub_epi8(
+                _mm_or_si128(_mm_and_si128(_mm_srli_epi16(B, 4), m4),
+                             _mm_slli_epi16(_mm_and_si128(_mm_srli_epi16(H, 6), m2), 4)),
+                e);
+            _mm256_storeu_ps(yh + l, _mm256_mul_ps(d1, i8x8_to_ps(q1)));
+            _mm256_storeu_ps(yh + l + 32, _mm256_mul_ps(d2, i8x8_to_ps(q2)));
+            _mm256_storeu_ps(yh + l + 64, _mm256_mul_ps(d3, i8x8_to_ps(q3)));
+            _mm256_storeu_ps(yh + l + 96, _mm256_mul_ps(d4, i8x8_to_ps(q4)));
+        }
+    }
+}
+
+AVX2 static const float *seg_avx2(uint32_t type, const uint8_t *row, int64_t off, int n,
+                                  float *restrict buf) {
+    switch (type) {
+    case GGML_TYPE_F32:
+        return (const float *)row + off;
+    case GGML_TYPE_F16: {
+        const uint16_t *s = (const uint16_t *)row + off;
+        int i = 0;
+        for (; i + 8 <= n; i += 8)
+            _mm256_storeu_ps(buf + i, _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(s + i))));
+        for (; i < n; i++) buf[i] = h2f(s[i]);
+        return buf;
+    }
+    case GGML_TYPE_BF16: {
+        const uint16_t *s = (const uint16_t *)row + off;
+        int i = 0;
+        for (; i + 8 <= n; i += 8) {
+            const __m256i v = _mm256_cvtepu16_epi32(_mm_loadu_si128((const __m128i *)(s + i)));
+            _mm256_storeu_ps(buf + i, _mm256_castsi256_ps(_mm256_slli_epi32(v, 16)));
+        }
+        for (; i < n; i++) buf[i] = b2f(s[i]);
+        return buf;
+    }
+        SEG_CASE(GGML_TYPE_Q4_0, BlockQ4_0, 32, dq_q4_0_avx)
+        SEG_CASE(GGML_TYPE_Q4_1, BlockQ4_1, 32, dq_q4_1_avx)
+        SEG_CASE(GGML_TYPE_Q5_0, BlockQ5_0, 32, dq_q5_0)
+        SEG_CASE(GGML_TYPE_Q5_1, BlockQ5_1, 32, dq_q5_1)
+        SEG_CASE(GGML_TYPE_Q8_0, BlockQ8_0, 32, dq_q8_0_avx)
+        SEG_CASE(GGML_TYPE_Q2_K, BlockQ2K, 256, dq_q2_k)
+        SEG_CASE(GGML_TYPE_Q3_K, BlockQ3K, 256, dq_q3_k)
+        SEG_CASE(GGML_TYPE_Q4_K, BlockQ4K, 256, dq_q4_k_avx)
+        SEG_CASE(GGML_TYPE_Q5_K, BlockQ5K, 256, dq_q5_k)
+        SEG_CASE(GGML_TYPE_Q6_K, BlockQ6K, 256, dq_q6_k_avx)
+    default:
+        M40_ASSERT(0 && "unsupported type");
+        return buf;
+    }
+}
+
+/* acc (ACCN): four 8-lane accumulators in acc[0..31], scalar leftovers in
+ * acc[32]. One token, or two tokens sharing the weight loads (the same
+ * operations per token). */
+AVX2 static inline void acc_avx2(float *restrict acc, const float *restrict w,
+                                 const float *restrict x, int n) {
+    __m256 a0 = _mm256_loadu_ps(acc), a1 = _mm256_loadu_ps(acc + 8);
+    __m256 a2 = _mm256_loadu_ps(acc + 16), a3 = _mm256_loadu_ps(acc + 24);
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+        a1 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 8), _mm256_loadu_ps(x + i + 8), a1);
+        a2 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 16), _mm256_loadu_ps(x + i + 16), a2);
+        a3 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i + 24), _mm256_loadu_ps(x + i + 24), a3);
+    }
+    for (; i + 8 <= n; i += 8)
+        a0 = _mm256_fmadd_ps(_mm256_loadu_ps(w + i), _mm256_loadu_ps(x + i), a0);
+    float s = acc[32];
+    for (; i < n; i++) s = fmaf(w[i], x[i], s);
+    acc[32] = s;
+    _mm256_storeu_ps(acc, a0);
+    _mm256_storeu_ps(acc + 8, a1);
+    _mm256_storeu_ps(acc + 16, a2);
+    _mm256_storeu_ps(acc + 24, a3);
+}
+
+AVX2 static inline void acc2_avx2(float *restrict acc, float *restrict acd, const float *restrict w,
+                                  const float *restrict x, const float *restrict z, int n) {
+    __m256 a0 = _mm256_loadu_ps(acc), a1 = _mm256_loadu_ps(acc + 8);
+    __m256 a2 = _mm256_loadu_ps(acc + 16), a3 = _mm256_loadu_ps(acc + 24);
+    __m256 b0 = _mm256_loadu_ps(acd), b1 = _mm256_loadu_ps(acd + 8);
+    __m256 b2 = _mm256_loadu_ps(acd + 16), b3 = _mm256_loadu_ps(acd + 24);
+    int i = 0;
+    for (; i + 32 <= n; i += 32) {
+        const __m256 w0 = _mm256_loadu_ps(w + i), w1 = _mm256_loadu_ps(w + i + 8);
+        const __m256 w2 = _mm256_loadu_ps(w + i + 16), w3 = _mm256_loadu_ps(w + i + 24);
+        a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + i), a0);
+        b0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(z + i), b0);
+        a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(x + i + 8), a1);
+        b1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps(z + i + 8), b1);
+        a2 = _mm256_fmadd_ps(w2, _mm256_loadu_ps(x + i + 16), a2);
+        b2 = _mm256_fmadd_ps(w2, _mm256_loadu_ps(z + i + 16), b2);
+        a3 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(x + i + 24), a3);
+        b3 = _mm256_fmadd_ps(w3, _mm256_loadu_ps(z + i + 24), b3);
+    }
+    for (; i + 8 <= n; i += 8) {
+        const __m256 w0 = _mm256_loadu_ps(w + i);
+        a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(x + i), a0);
+        b0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps(z + i), b0);
+    }
+    float s = acc[32], u = acd[32];
+    for (; i < n; i++) {
+        s = fmaf(w[i], x[i], s);
+        u = fmaf(w[i], z[i], u);
+    }
+    acc[32] = s;
+    acd[32] = u;
+    _mm256_storeu_ps(acc, a0);
+    _mm256_storeu_ps(acc + 8, a1);
+    _mm256_storeu_ps(acc + 16, a2);
+    _mm256_storeu_ps(acc + 24, a3);
+    _mm256_storeu_ps(acd, b0);
+    _mm256_storeu_ps(acd + 8, b1);
+    _mm256_storeu_ps(acd + 16, b2);
+    _mm256_storeu_ps(acd + 24, b3);
+}
+
+AVX2 static inline float reduce_avx2(const float *acc) {
+    const __m256 a =
+        _mm256_add_ps(_mm256_add_ps(_mm256_loadu_ps(acc), _mm256_loadu_ps(acc + 8)),
+                      _mm256_add_ps(_mm256_loadu_ps(acc + 16), _mm256_loadu_ps(acc + 24)));
+    __m128 h = _mm_add_ps(_mm256_castps256_ps128(a), _mm256_extractf128_ps(a, 1));
+    h = _mm_add_ps(h, _mm_movehl_ps(h, h));
+    h = _mm_add_ss(h, _mm_shuffle_ps(h, h, 1));
+    return _mm_cvtss_f32(h) + acc[32];
+}
+
+/* Single-token rows with the dequantization fused into the FMA loop: the
+ * same weight vectors and the same FMA sequence per accumulator as
+ * seg_avx2 + acc_avx2 (so the same bits), without the buffer round trip. */
+#define FMA4(w0, w1, w2, w3, xp)                                                                   \
+    do {                                                                                           \
+        a0 = _mm256_fmadd_ps(w0, _mm256_loadu_ps((xp)), a0);                                       \
+        a1 = _mm256_fmadd_ps(w1, _mm256_loadu_ps((xp) + 8), a1);                                   \
+        a2 = _mm256_fmadd_ps(w2, _mm256_loadu_ps((xp) + 16), a2);                                  \
+        a3 = _mm256_fmadd_ps(w3, _mm256_loadu_ps((xp) + 24), a3);                                  \
+    } while (0)
+#define FUSED_END()                                                                                \
+    do {                                                                                           \
+        _mm256_storeu_ps(acc, a0);                                                                 \
+        _mm256_storeu_ps(acc + 8, a1);                                                             \
+        _mm256_storeu_ps(acc + 16, a2);                                                            \
+        _mm256_storeu_ps(acc + 24, a3);                                                            \
+    } while (0)
+
+/* acc (ACCN) zeroed on entry; returns 1 when the type has a fused kernel. */
+AVX2 static int row_fused_avx2(uint32_t type, const uint8_t *row, const float *x, int64_t n,
+                               float *acc) {
+    __m256 a0 = _mm256_setzero_ps(), a1 = a0, a2 = a0, a3 = a0;
+    switch (type) {
+    case GGML_TYPE_F16: {
+        const uint16_t *h = (const uint16_t *)row;
+        int64_t i = 0;
+        for (; i + 32 <= n; i += 32) {
+            const __m256 w0 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i)));
+            const __m256 w1 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i + 8)));
+            const __m256 w2 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i + 16)));
+            const __m256 w3 = _mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i + 24)));
+            FMA4(w0, w1, w2, w3, x + i);
+        }
+        for (; i + 8 <= n; i += 8)
+            a0 = _mm256_fmadd_ps(_mm256_cvtph_ps(_mm_loadu_si128((const __m128i *)(h + i))),
+                                 _mm256_loadu_ps(x + i), a0);
+        float t = 0.0f;
+        for (; i < n; i++) t = fmaf(h2f(h[i]), x[i], t);
+        acc[32] = t;
+        FUSED_END();
+        return 1;
+    }
+    case GGML_TYPE_Q8_0: {
+        const BlockQ8_0 *b = (const BlockQ8_0 *)row;
+        for (int64_t i = 0; i < n / 32; i++, x += 32) {
+            const __m256 d = _mm256_set1_ps(h2f_hw(b[i].d));
+            const int8_t *q = b[i].qs;
+            const __m256 w0 = _mm256_mul_ps(i8x8_to_ps(_mm_loadl_epi64((const __m128i *)q)), d);
+            const __m256 w1 =
+                _mm256_mul_ps(i8x8_to_ps(_mm_loadl_epi64((const __m128i *)(q + 8))), d);
+            const __m256 w2 =
+                _mm256_mul_ps(i8x8_to_ps(_mm_loadl_epi64((const __m128i *)(q + 16))), d);
+            const __m256 w3 =
+                _mm256_mul_ps(i8x8_to_ps(_mm_loadl_epi64((const __m128i *)(q + 24))), d);
+            FMA4(w0, w1, w2, w3, x);
+        }
+        FUSED_END();
+        return 1;
+    }
+    case GGML_TYPE_Q4_0:
+    case GGML_TYPE_Q4_1: {
+        const int q41 = type == GGML_TYPE_Q4_1;
+        const size_t bsz = q41 ? sizeof(BlockQ4_1) : sizeof(BlockQ4_0);
+        const __m128i m = _mm_set1_epi8(15), e = _mm_set1_epi8(q41 ? 0 : 8);
+        for (int64_t i = 0; i < n / 32; i++, x += 32) {
+            const uint8_t *bp = row + (size_t)i * bsz;
+            uint16_t dh, mh = 0;
+            memcpy(&dh, bp, 2);
+            if (q41) memcpy(&mh, bp + 2, 2);
+            const __m128i q = _mm_loadu_si128((const __m128i *)(bp + (q41 ? 4 : 2)));
+            const __m128i lo = _mm_sub_epi8(_mm_and_si128(q, m), e);
+            const __m128i hi = _mm_sub_epi8(_mm_and_si128(_mm_srli_epi16(q, 4), m), e);
+            const __m256 d = _mm256_set1_ps(h2f_hw(dh));
+            __m256 w0 = _mm256_mul_ps(i8x8_to_ps(lo), d);
+            __m256 w1 = _mm256_mul_ps(i8x8_to_ps(_mm_srli_si128(lo, 8)), d);
+            __m256 w2 = _mm256_mul_ps(i8x8_to_ps(hi), d);
+            __m256 w3 = _mm256_mul_ps(i8x8_to_ps(_mm_srli_si128(hi, 8)), d);
+            if (q41) {
+                const __m256 mn = _mm256_set1_ps(h2f_hw(mh));
+                w0 = _mm256_add_ps(w0, mn);
+                w1 = _mm256_add_ps(w1, mn);
+                w2 = _mm256_add_ps(w2, mn);
+                w3 = _mm256_add_ps(w3, mn);
+            }
+            FMA4(w0, w1, w2, w3, x);
+        }
+        FUSED_END();
+        return 1;
+    }
+    case GGML_TYPE_Q4_K: {
+        const BlockQ4K *b = (const BlockQ4K *)row;
+        const __m128i m = _mm_set1_epi8(15);
+        for (int64_t i = 0; i < n / 256; i++) {
+            const float d = h2f_hw(b[i].d), dmin = h2f_hw(b[i].dmin);
+            const uint8_t *q = b[i].qs;
+            for (int c = 0; c < 4; c++, q += 32, x += 64) {
+                uint8_t sc, mn;
+                scale_min_k4(2 * c, b[i].scales, &sc, &mn);
+                const __m256 d1 = _mm256_set1_ps(d * (float)sc),
+                             m1 = _mm256_set1_ps(dmin * (float)mn);
+                scale_min_k4(2 * c + 1, b[i].scales, &sc, &mn);
+                const __m256 d2 = _mm256_set1_ps(d * (float)sc),
+                             m2 = _mm256_set1_ps(dmin * (float)mn);
+                const __m128i v0 = _mm_loadu_si128((const __m128i *)q);
+                const __m128i v1 = _mm_loadu_si128((const __m128i *)(q + 16));
+                const __m128i l0 = _mm_and_si128(v0, m), l1 = _mm_and_si128(v1, m);
+                const __m128i h0 = _mm_and_si128(_mm_srli_epi16(v0, 4), m);
+                const __m128i h1 = _mm_and_si128(_mm_srli_epi16(v1, 4), m);
+#define Q4KW(dd, mm, v) _mm256_sub_ps(_mm256_mul_ps(dd, i8x8_to_ps(v)), mm)
+                FMA4(Q4KW(d1, m1, l0), Q4KW(d1, m1, _mm_srli_si128(l0, 8)), Q4KW(d1, m1, l1),
+                     Q4KW(d1, m1, _mm_srli_si128(l1, 8)), x);
+                FMA4(Q4KW(d2, m2, h0), Q4KW(d2, m2, _mm_srli_si128(h0, 8)), Q4KW(d2, m2, h1),
+                     Q4KW(d2, m2, _mm_srli_si128(h1, 8)), x + 32);
+#undef Q4KW
+            }
+        }
+        FUSED_END();
+        return 1;
+    }
+    case GGML_TYPE_Q6_K: {
+        float buf[256] __attribute__((aligned(32)));
+        const BlockQ6K *b = (const BlockQ6K *)row;
+        for (int64_t i = 0; i < n / 256; i++, x += 256) {
+            dq_q6_k_avx(b + i, buf);
+            for (int g = 0; g < 8; g++)
+                FMA4(_mm256_load_ps(buf + 32 * g), _mm256_load_ps(buf + 32 * g + 8),
+                     _mm256_load_ps(buf + 32 * g + 16), _mm256_load_ps(buf + 32 * g + 24),
+                     x + 32 * g);
+        }
+        FUSED_END();
+        return 1;
+    }
+    default:
+        return 0;
+    }
+}
+#undef FMA4
+#undef FUSED_END
+
+AVX2 static void matmul_avx2(uint32_t type, const uint8_t *W, size_t rb, int64_t cols, int64_t r0,
+                             int64_t r1, const float *X, int64_t ldx, int n_tok, float *Y,
+                             int64_t ldy) {
+    float buf[SEG] __attribute__((aligned(32)));
+    float acc[TT][ACCN] __attribute__((aligned(32)));
+    for (int t0 = 0; t0 < n_tok; t0 += TT) {
+        const int nt = n_tok - t0 < TT ? n_tok - t0 : TT;
+        for (int64_t r = r0; r < r1; r++) {
+            const uint8_t *row = W + (size_t)r * rb;
+            memset(acc, 0, sizeof acc);
+            if (nt == 1 && row_fused_avx2(type, row, X + (size_t)t0 * ldx, cols, acc[0])) {
+                Y[(size_t)t0 * ldy + r] = reduce_avx2(acc[0]);
+                continue;
+            }
+            for (int64_t off = 0; off < cols; off += SEG) {
+                const int n = cols - off < SEG ? (int)(cols - off) : SEG;
+                const float *w = seg_avx2(type, row, off, n, buf);
+                const float *xo = X + (size_t)t0 * ldx + off;
+                int t = 0;
+                for (; t + 2 <= nt; t += 2)
+                    acc2_avx2(acc[t], acc[t + 1], w, xo + (size_t)t * ldx,
+                              xo + (size_t)(t + 1) * ldx, n);
+                for (; t < nt; t++) acc_avx2(acc[t], w, xo + (size_t)t * ldx, n);
+            }
+            for (int t = 0; t < nt; t++) Y[(size_t)(t0 + t) * ldy + r] = reduce_avx2(acc[t]);
+        }
+    }
+}
+#endif
+#undef SEG_CASE
+
+void quant_matmul(uint32_t type, const void *W, int64_t cols, int64_t r0, int64_t r1,
+                  const float *X, int64_t ldx, int n_tok, float *Y, int64_t ldy) {
+    QTraits t;
+    M40_ASSERT(traits(type, &t) && cols >= 0 && cols % t.bs == 0 && r0 >= 0 && r1 >= r0 &&
+               n_tok >= 0);
+    const size_t rb = (size_t)(cols / t.bs) * t.bytes;
+#if defined(__x86_64__)
+    if (cpu_simd_avx2()) {
+        matmul_avx2(type, W, rb, cols, r0, r1, X, ldx, n_tok, Y, ldy);
+        return;
+    }
+#endif
+    matmul_portable(type, W, rb, cols, r0, r1, X, ldx, n_tok, Y, ldy);
+}
+
+float quant_dot(uint32_t type, const void *row, const float *x, int64_t n) {
+    float y = 0.0f;
+    quant_matmul(type, row, n, 0, 1, x, n, 1, &y, 0);
+    return y;
 }
 
 void quant_matvec(uint32_t type, const void *W, int64_t cols, int64_t r0, int64_t r1,
                   const float *x, float *y) {
-    QTraits t;
-    M40_ASSERT(traits(type, &t) && cols >= 0 && cols % t.bs == 0 && r0 >= 0 && r1 >= r0);
-    const size_t rb = (size_t)(cols / t.bs) * t.bytes;
-    const uint8_t *w = W;
-    for (int64_t r = r0; r < r1; r++) y[r] = quant_dot(type, w + (size_t)r * rb, x, cols);
+    quant_matmul(type, W, cols, r0, r1, x, cols, 1, y, 0);
 }

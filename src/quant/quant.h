@@ -33,6 +33,17 @@ float quant_dot(uint32_t type, const void *row, const float *x, int64_t n);
 void quant_matvec(uint32_t type, const void *W, int64_t cols, int64_t r0, int64_t r1,
                   const float *x, float *y);
 
+/* Y[t * ldy + r] = dot(W row r, X + t * ldx) for r in [r0, r1) and
+ * t in [0, n_tok): a blocked multi-token product that dequantizes each
+ * weight block once for up to 8 tokens. Every output is bit-identical to
+ * quant_matvec / quant_dot of the same row and vector (the batched and
+ * single-token paths of one dispatch share the per-token arithmetic).
+ * Kernels: AVX2/FMA/F16C when the CPU has them (base/cpu_features.h), else
+ * portable C; the two agree to FP32 rounding, not bit for bit.
+ * Single-threaded; callers split the row range across threads. */
+void quant_matmul(uint32_t type, const void *W, int64_t cols, int64_t r0, int64_t r1,
+                  const float *X, int64_t ldx, int n_tok, float *Y, int64_t ldy);
+
 /* Quantizes n floats into dst (ggml_row_size(type, n) bytes). Legacy types
  * use round-to-nearest with the standard per-block scale; K-quants use a
  * scale/min search like ggml's reference quantizers. `imatrix` may be NULL. */

@@ -152,11 +152,12 @@ static void test_reference_models(void **state) {
             "  %d references compared (worst %.3g fp32 attention, %.3g llama.cpp-compatible), %d "
             "skipped\n",
             n_run, worst[0], worst[1], n_skip);
-    /* The references carry llama.cpp's FP16 attention rounding; at this
-     * noise level a 1-ulp change of any FP32 sum moves logits by ~1e-4
-     * (docs/kv_layout.md, "Attention numerics"), so these bounds are the achievable ones. */
-    assert_true(worst[0] <= 1e-3); /* observed <= 5.1e-4 */
-    assert_true(worst[1] <= 5e-4); /* observed <= 1.9e-4 */
+    /* The references carry llama.cpp's FP16 KV cache and FP16 attention
+     * rounding (docs/kv_layout.md, "Attention numerics"): the exact FP32 path
+     * differs from them by that much (it is ~1e-6 from float64 math:
+     * test_cpu_exact), the llama.cpp-compatible mode reproduces them. */
+    assert_true(worst[0] <= 1e-3); /* observed <= 5.4e-4 */
+    assert_true(worst[1] <= 1e-4); /* observed <= 1.7e-5 (most ~2e-7) */
     if (n_run == 0) TEST_SKIP("no reference model could be run");
 }
 
@@ -226,15 +227,16 @@ static void stories_prompt(const char *p) {
     for (int mode = 0; mode < 2; mode++)
         for (int gm = 0; gm < 2; gm++) {
             cpu_backend_set_llamacpp_attention(b, mode);
-            cpu_backend_set_gemm_min_tokens(b, gm ? 1 : 1 << 30);
+            cpu_backend_set_gemm_min_tokens(b, gm ? 1 : 0);
             assert_int_equal(b->prefill(b, 0, tk, n, 0, lg, 0, &e), 0);
             err[mode][gm] = rel_l2(lg, ref, (size_t)V);
             fprintf(stderr, "  stories260K %s: rel L2 vs llama.cpp %.3g (%s attention, %s)\n", p,
-                    err[mode][gm], mode ? "llama.cpp-compatible" : "fp32", gm ? "sgemm" : "matvec");
+                    err[mode][gm], mode ? "llama.cpp-compatible" : "fp32",
+                    gm ? "sgemm" : "blocked");
         }
     for (int gm = 0; gm < 2; gm++) {
-        assert_true(err[0][gm] <= 1e-3); /* observed 2.4e-4, 3.3e-4 */
-        assert_true(err[1][gm] <= 3e-4); /* observed 2e-7 .. 1.1e-4 */
+        assert_true(err[0][gm] <= 1e-3); /* observed 1.8e-4 .. 2.9e-4 */
+        assert_true(err[1][gm] <= 1e-4); /* observed 7.7e-8 .. 1.3e-7 */
     }
     /* portable C attention kernels agree with the SIMD ones */
     cpu_kernels_force_portable(1);
@@ -245,11 +247,11 @@ static void stories_prompt(const char *p) {
         fprintf(stderr,
                 "  stories260K %s: rel L2 vs llama.cpp %.3g (%s attention, portable kernels)\n", p,
                 ep, mode ? "llama.cpp-compatible" : "fp32");
-        assert_true(ep <= (mode ? 3e-4 : 1e-3));
+        assert_true(ep <= (mode ? 1e-4 : 1e-3));
     }
     cpu_kernels_force_portable(0);
     cpu_backend_set_llamacpp_attention(b, CPU_ATTN_LLAMACPP_DEFAULT);
-    cpu_backend_set_gemm_min_tokens(b, CPU_GEMM_MIN_TOKENS);
+    cpu_backend_set_gemm_min_tokens(b, 0);
     assert_int_equal(b->prefill(b, 0, tk, n, 0, lg, 0, &e), 0);
     size_t am = argmax(lg, (size_t)V);
     assert_int_equal(am, argmax(ref, (size_t)V));
@@ -338,9 +340,22 @@ static void make_tokens(int32_t *tk, int n, int V, uint32_t seed) {
     }
 }
 
-/* Batched prefill (SGEMM and matvec paths), two-chunk prefill and
- * token-by-token decode give the same logits at every position. */
-static void consistency(const char *rel) {
+static double worst_rows(const float *a, const float *b, int n, int V) {
+    double worst = 0;
+    for (int i = 0; i < n; i++) {
+        double err = rel_l2(a + (size_t)i * V, b + (size_t)i * V, (size_t)V);
+        if (err > worst) worst = err;
+    }
+    return worst;
+}
+
+/* The prefill/decode invariant: one batched prefill, a two-chunk prefill
+ * (9 + 12 tokens) and batched decode give exactly (bit for bit) the logits
+ * of feeding the tokens one by one, at every position: the blocked kernel
+ * quant_matmul shares each token's arithmetic with the single-token path.
+ * The optional SGEMM path (different summation order) stays within 1e-4.
+ * compat: also in the llama.cpp-compatible mode. */
+static void consistency(const char *rel, int compat) {
     Model *m = load_or_skip(rel);
     if (!m) TEST_SKIP("%s missing", rel);
     const int V = m->cfg.n_vocab;
@@ -348,56 +363,46 @@ static void consistency(const char *rel) {
     make_tokens(tk, NTOK, V, 7);
     Err e = {0};
     Backend *b = make_backend(m, 32, 1);
+    cpu_backend_set_llamacpp_attention(b, compat);
     float *ref = xmalloc((size_t)NTOK * V * sizeof(float));
     float *got = xmalloc((size_t)NTOK * V * sizeof(float));
+    const size_t bytes = (size_t)NTOK * V * sizeof(float);
 
     /* token by token */
     for (int i = 0; i < NTOK; i++) {
         int seq = 0, pos = i;
         assert_int_equal(b->decode(b, 1, &seq, &tk[i], &pos, ref + (size_t)i * V, &e), 0);
     }
-    /* one batch through SGEMM */
-    cpu_backend_set_gemm_min_tokens(b, 1);
+    /* one batch (blocked kernel) */
     assert_int_equal(b->prefill(b, 0, tk, NTOK, 0, got, 1, &e), 0);
-    double worst = 0;
-    for (int i = 0; i < NTOK; i++) {
-        double err = rel_l2(got + (size_t)i * V, ref + (size_t)i * V, (size_t)V);
-        if (err > worst) worst = err;
-    }
-    fprintf(stderr, "  %s: batched (sgemm) vs token-by-token: worst rel L2 %.3g\n", rel, worst);
-    /* Last-bit FP32 differences (SGEMM vs dot order) occasionally flip an
-     * FP16 rounding of a cached K/V value: ~2e-5 here, 7e-7 with an FP32 cache. */
-    assert_true(worst <= 1e-4);
-
-    /* one batch through matvec */
-    cpu_backend_set_gemm_min_tokens(b, 1 << 30);
-    assert_int_equal(b->prefill(b, 0, tk, NTOK, 0, got, 1, &e), 0);
-    worst = 0;
-    for (int i = 0; i < NTOK; i++) {
-        double err = rel_l2(got + (size_t)i * V, ref + (size_t)i * V, (size_t)V);
-        if (err > worst) worst = err;
-    }
-    fprintf(stderr, "  %s: batched (matvec) vs token-by-token: worst rel L2 %.3g\n", rel, worst);
-    assert_true(worst <= 1e-6); /* same arithmetic: expected identical */
-
-    /* two chunks (9 + 12 tokens) vs one batch, default threshold */
-    cpu_backend_set_gemm_min_tokens(b, CPU_GEMM_MIN_TOKENS);
-    assert_int_equal(b->prefill(b, 0, tk, NTOK, 0, ref, 1, &e), 0);
+    const double w_batch = worst_rows(got, ref, NTOK, V);
+    assert_true(w_batch <= 1e-5);
+    assert_memory_equal(got, ref, bytes);
+    /* two chunks */
+    memset(got, 0, bytes);
     assert_int_equal(b->prefill(b, 0, tk, 9, 0, got, 1, &e), 0);
     assert_int_equal(b->prefill(b, 0, tk + 9, NTOK - 9, 9, got + (size_t)9 * V, 1, &e), 0);
-    worst = 0;
-    for (int i = 0; i < NTOK; i++) {
-        double err = rel_l2(got + (size_t)i * V, ref + (size_t)i * V, (size_t)V);
-        if (err > worst) worst = err;
-    }
-    fprintf(stderr, "  %s: two chunks vs one batch: worst rel L2 %.3g\n", rel, worst);
-    assert_true(worst <= 1e-4);
-
-    /* last-only logits equal the last row of all_logits */
+    const double w_chunks = worst_rows(got, ref, NTOK, V);
+    assert_true(w_chunks <= 1e-5);
+    assert_memory_equal(got, ref, bytes);
+    /* last-only logits equal the last row */
     float *last = xmalloc((size_t)V * sizeof(float));
     assert_int_equal(b->prefill(b, 0, tk, NTOK, 0, last, 0, &e), 0);
-    assert_true(rel_l2(last, ref + (size_t)(NTOK - 1) * V, (size_t)V) <= 1e-6);
-
+    assert_memory_equal(last, ref + (size_t)(NTOK - 1) * V, (size_t)V * sizeof(float));
+    /* optional SGEMM prefill (not in compat mode, whose products are its own) */
+    double w_sgemm = -1;
+    if (!compat) {
+        cpu_backend_set_gemm_min_tokens(b, 1);
+        assert_int_equal(b->prefill(b, 0, tk, NTOK, 0, got, 1, &e), 0);
+        cpu_backend_set_gemm_min_tokens(b, 0);
+        w_sgemm = worst_rows(got, ref, NTOK, V);
+        /* observed <= 7e-7 with an FP32 cache; with FP16 the storage rounding flips */
+        assert_true(w_sgemm <= (CPU_KV_F32_DEFAULT ? 1e-4 : 1e-3));
+    }
+    fprintf(stderr,
+            "  %-28s%s batched vs token-by-token: worst rel L2 %.3g (one batch), %.3g (two "
+            "chunks), %.3g (sgemm)\n",
+            rel + 7, compat ? " [llama.cpp-compatible]" : "", w_batch, w_chunks, w_sgemm);
     free(last);
     free(ref);
     free(got);
@@ -405,15 +410,30 @@ static void consistency(const char *rel) {
     model_free(m);
 }
 
-static void test_consistency_llama(void **state) {
+static void test_consistency_all(void **state) {
     (void)state;
-    g_threads = 2;
-    consistency("models/tiny-llama-q8_0.gguf");
+    static const char *const MODELS[] = {
+        "models/tiny-llama-f32.gguf",    "models/tiny-llama-f16.gguf",
+        "models/tiny-llama-bf16.gguf",   "models/tiny-llama-q8_0.gguf",
+        "models/tiny-llama-q4_0.gguf",   "models/tiny-llama-q4_1.gguf",
+        "models/tiny-llama-q4_k_s.gguf", "models/tiny-llama-q5_k_s.gguf",
+        "models/tiny-llama-q6_k.gguf",   "models/tiny-qwen2-f32.gguf",
+        "models/tiny-qwen2-q8_0.gguf"};
+    char path[4096];
+    int n = 0;
+    g_threads = 2; /* threaded row split must not change any bit */
+    for (size_t i = 0; i < sizeof MODELS / sizeof MODELS[0]; i++) {
+        if (testdata_file(path, sizeof path, MODELS[i]) != 0) continue;
+        consistency(MODELS[i], 0);
+        n++;
+    }
     g_threads = 1;
+    if (n == 0) TEST_SKIP("no tiny model present");
 }
-static void test_consistency_qwen2(void **state) {
+static void test_consistency_compat(void **state) {
     (void)state;
-    consistency("models/tiny-qwen2-f32.gguf");
+    consistency("models/tiny-llama-q4_k_s.gguf", 1);
+    consistency("models/tiny-qwen2-q8_0.gguf", 1);
 }
 
 /* decode() with several sequences at different positions equals running
@@ -447,6 +467,8 @@ static void test_batched_decode(void **state) {
             assert_int_equal(single->prefill(single, 0, tk[s], pos[i] + 1, 0, one, 0, &e), 0);
             double err = rel_l2(lg + (size_t)i * V, one, (size_t)V);
             assert_true(err <= 1e-5);
+            /* same kernel for every batch size: bit-identical */
+            assert_memory_equal(lg + (size_t)i * V, one, (size_t)V * sizeof(float));
         }
     }
     /* errors */
@@ -531,8 +553,9 @@ static void kv_check(const char *rel, int rope_dim, float rope_scale) {
     err_v = sqrt(err_v / nv);
     fprintf(stderr, "  %s (rope_dim %d, scale %g): KV cache vs independent K %.3g, V %.3g\n", rel,
             c->rope_dim, (double)c->rope_scale, err_k, err_v);
-    assert_true(err_k < 1e-3); /* FP16 storage */
-    assert_true(err_v < 1e-3);
+    /* FP32 cache (default): float vs double rounding only; FP16: storage */
+    assert_true(err_k < (CPU_KV_F32_DEFAULT ? 1e-5 : 1e-3));
+    assert_true(err_v < (CPU_KV_F32_DEFAULT ? 1e-5 : 1e-3));
     /* sequence 0 was never written: zeros */
     assert_int_equal(b->kv_read(b, 0, 0, 6, k, v, &e), 0);
     for (int i = 0; i < 6 * kvd; i++) assert_true(k[i] == 0 && v[i] == 0);
@@ -572,20 +595,27 @@ static void test_long_prefill(void **state) {
     float *all = xmalloc((size_t)N * V * sizeof(float)), *one = xmalloc((size_t)V * sizeof(float));
     Err e = {0};
     for (int gm = 0; gm < 2; gm++) {
-        /* matvec: identical arithmetic, so any error is a batching bug */
-        cpu_backend_set_gemm_min_tokens(b, gm ? CPU_GEMM_MIN_TOKENS : 1 << 30);
+        /* blocked kernel: bit-identical to token-by-token across the 256-token
+         * internal chunk boundary; SGEMM: a different summation order */
+        cpu_backend_set_gemm_min_tokens(b, gm ? CPU_GEMM_MIN_TOKENS : 0);
         assert_int_equal(b->prefill(b, 0, tk, N, 0, all, 1, &e), 0);
         double worst = 0;
+        int differ = 0;
         for (int i = 0; i < N; i++) {
             int s = 0, p = i;
             assert_int_equal(b->decode(b, 1, &s, &tk[i], &p, one, &e), 0);
             double err = rel_l2(all + (size_t)i * V, one, (size_t)V);
             if (err > worst) worst = err;
+            differ += memcmp(all + (size_t)i * V, one, (size_t)V * sizeof(float)) != 0;
         }
         fprintf(stderr,
-                "  stories260K 300-token prefill (%s) vs token-by-token: worst rel L2 %.3g\n",
-                gm ? "sgemm" : "matvec", worst);
-        assert_true(worst <= (gm ? 1e-3 : 1e-6));
+                "  stories260K 300-token prefill (%s) vs token-by-token: worst rel L2 %.3g, %d "
+                "positions not bit-identical\n",
+                gm ? "sgemm" : "blocked", worst, differ);
+        /* the optional SGEMM path is not bit-exact: with the FP16 cache its last-bit
+         * differences flip cache roundings (observed 2e-4 over 300 tokens) */
+        assert_true(worst <= (gm ? (CPU_KV_F32_DEFAULT ? 1e-4 : 1e-3) : 1e-5));
+        if (!gm) assert_int_equal(differ, 0);
     }
     free(all);
     free(one);
@@ -610,11 +640,11 @@ static void test_peak(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_reference_models),  cmocka_unit_test(test_stories_p1),
-        cmocka_unit_test(test_stories_p2),        cmocka_unit_test(test_consistency_llama),
-        cmocka_unit_test(test_consistency_qwen2), cmocka_unit_test(test_batched_decode),
-        cmocka_unit_test(test_kv_layout_llama),   cmocka_unit_test(test_kv_layout_qwen2),
-        cmocka_unit_test(test_long_prefill),      cmocka_unit_test(test_peak),
+        cmocka_unit_test(test_reference_models),   cmocka_unit_test(test_stories_p1),
+        cmocka_unit_test(test_stories_p2),         cmocka_unit_test(test_consistency_all),
+        cmocka_unit_test(test_consistency_compat), cmocka_unit_test(test_batched_decode),
+        cmocka_unit_test(test_kv_layout_llama),    cmocka_unit_test(test_kv_layout_qwen2),
+        cmocka_unit_test(test_long_prefill),       cmocka_unit_test(test_peak),
     };
     return TEST_MAIN(tests);
 }

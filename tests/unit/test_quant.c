@@ -9,6 +9,7 @@
 #include <string.h>
 
 #include "base/util.h"
+#include "base/cpu_features.h"
 #include "quant/quant.h"
 
 #define H_1 0x3C00u    /* fp16 1.0 */
@@ -282,6 +283,80 @@ static void test_dot_matvec(void **state) {
     free(src), free(x), free(w), free(y);
 }
 
+/* quant_matmul (the batched kernel) equals quant_matvec / quant_dot bit for
+ * bit for every token count and row range, in both dispatches (AVX2 when the
+ * CPU has it, and the portable C kernels); the two dispatches agree with
+ * each other and with double precision to FP32 rounding. Shapes cover rows
+ * shorter than, equal to and longer than the 256-weight segment, and plain
+ * types with lengths that are not multiples of 32 or 8. */
+static void test_matmul_exact(void **state) {
+    (void)state;
+    static const int64_t COLS[] = {256, 288, 1024 + 512, 77};
+    const int64_t rows = 5;
+    const int NT = 11; /* > one 8-token tile, odd */
+    for (int ci = 0; ci < 4; ci++) {
+        const int64_t cols = COLS[ci];
+        float *src = xmalloc((size_t)(cols * rows) * sizeof(float));
+        float *X = xmalloc((size_t)(cols * NT) * sizeof(float));
+        float *w = xmalloc((size_t)cols * sizeof(float));
+        float *Y = xmalloc((size_t)(NT * rows) * sizeof(float));
+        float *Yp = xmalloc((size_t)(NT * rows) * sizeof(float));
+        fill_random(src, (size_t)(cols * rows), 21 + (uint64_t)ci, 1.0f);
+        fill_random(X, (size_t)(cols * NT), 22 + (uint64_t)ci, 2.0f);
+        for (int ti = 0; ti < N_TYPES; ti++) {
+            const uint32_t type = ALL_TYPES[ti];
+            const size_t rb = quant_row_bytes(type, cols);
+            if (rb == 0) continue; /* cols not a block multiple */
+            uint8_t *q = xmalloc(rb * (size_t)rows);
+            for (int64_t r = 0; r < rows; r++)
+                quant_quantize_row(type, src + r * cols, q + (size_t)r * rb, cols);
+            for (int portable = 0; portable < 2; portable++) {
+                cpu_force_portable(portable);
+                float *out = portable ? Yp : Y;
+                for (int i = 0; i < NT * rows; i++) out[i] = NAN;
+                /* rows [1, rows) for all tokens; row 0 must stay untouched */
+                quant_matmul(type, q, cols, 1, rows, X, cols, NT, out, rows);
+                for (int t = 0; t < NT; t++) {
+                    assert_true(isnan(out[(size_t)t * rows]));
+                    for (int64_t r = 1; r < rows; r++) {
+                        const float d =
+                            quant_dot(type, q + (size_t)r * rb, X + (size_t)t * cols, cols);
+                        float mv[5] = {NAN, NAN, NAN, NAN, NAN};
+                        quant_matvec(type, q, cols, r, r + 1, X + (size_t)t * cols, mv);
+                        assert_true(out[(size_t)t * rows + r] == d);
+                        assert_true(mv[r] == d);
+                    }
+                }
+                /* any token count gives the same bits */
+                for (int nt = 1; nt <= 3; nt++) {
+                    float y3[3 * 5];
+                    quant_matmul(type, q, cols, 0, rows, X + (size_t)(NT - nt) * cols, cols, nt, y3,
+                                 rows);
+                    for (int t = 0; t < nt; t++)
+                        for (int64_t r = 1; r < rows; r++)
+                            assert_true(y3[t * rows + r] == out[(size_t)(NT - nt + t) * rows + r]);
+                }
+            }
+            cpu_force_portable(0);
+            for (int t = 0; t < NT; t++)
+                for (int64_t r = 1; r < rows; r++) {
+                    quant_dequant_row(type, q + (size_t)r * rb, w, cols);
+                    double ref = 0, mag = 0;
+                    for (int64_t i = 0; i < cols; i++) {
+                        ref += (double)w[i] * X[(size_t)t * cols + i];
+                        mag += fabs((double)w[i] * X[(size_t)t * cols + i]);
+                    }
+                    const size_t k = (size_t)t * rows + r;
+                    assert_true(fabs(Y[k] - ref) <= 1e-5 * mag + 1e-6);
+                    assert_true(fabs(Yp[k] - ref) <= 1e-5 * mag + 1e-6);
+                    assert_true(fabs(Y[k] - Yp[k]) <= 2e-5 * mag + 1e-6);
+                }
+            free(q);
+        }
+        free(src), free(X), free(w), free(Y), free(Yp);
+    }
+}
+
 /* quantize -> dequantize relative RMS error per type on Gaussian-ish data. */
 static void test_roundtrip(void **state) {
     (void)state;
@@ -437,13 +512,21 @@ static void test_traits(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_plain),         cmocka_unit_test(test_q8_0),
-        cmocka_unit_test(test_q4_0_q4_1),     cmocka_unit_test(test_q5),
-        cmocka_unit_test(test_q2_k),          cmocka_unit_test(test_q3_k),
-        cmocka_unit_test(test_q4_k_q5_k),     cmocka_unit_test(test_q6_k),
-        cmocka_unit_test(test_dot_matvec),    cmocka_unit_test(test_roundtrip),
-        cmocka_unit_test(test_kquant_vs_rtn), cmocka_unit_test(test_legacy_exact),
-        cmocka_unit_test(test_traits),        cmocka_unit_test(test_gguf_py_vectors),
+        cmocka_unit_test(test_plain),
+        cmocka_unit_test(test_q8_0),
+        cmocka_unit_test(test_q4_0_q4_1),
+        cmocka_unit_test(test_q5),
+        cmocka_unit_test(test_q2_k),
+        cmocka_unit_test(test_q3_k),
+        cmocka_unit_test(test_q4_k_q5_k),
+        cmocka_unit_test(test_q6_k),
+        cmocka_unit_test(test_dot_matvec),
+        cmocka_unit_test(test_matmul_exact),
+        cmocka_unit_test(test_roundtrip),
+        cmocka_unit_test(test_kquant_vs_rtn),
+        cmocka_unit_test(test_legacy_exact),
+        cmocka_unit_test(test_traits),
+        cmocka_unit_test(test_gguf_py_vectors),
     };
     return TEST_MAIN(tests);
 }
