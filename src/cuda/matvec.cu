@@ -1,23 +1,24 @@
 /* matvec.cu - decode matrix-vector (and matrix x up to 16 vectors) for every
  * weight type: Y[i][r] = sum_c W[r][c] * X[i][c] (+ bias[r]) (+ Y[i][r]).
  *
- * Scheme (one kernel template for all types, see matvec_blocks.cuh):
- *   - a block of MV_WARPS warps; each warp owns R consecutive rows;
- *   - a row is streamed in tiles of TB whole blocks (1024 or 2048 weights,
- *     a multiple of 16 bytes): the warp loads the tile's raw bytes with
- *     coalesced 16-byte loads (streaming, L1 not allocated), stores them into
- *     its own shared-memory buffer, and decodes from there. The next tile's
- *     loads are issued before the current tile is decoded (register double
- *     buffering), so CH x R 16-byte loads per lane stay in flight;
- *   - rows that are not 16-byte aligned (odd block counts of 18/34/110/210
- *     byte blocks, or a misaligned W) fall back to 2-byte loads; the partial
- *     last tile copies its odd tail the same way;
- *   - each lane decodes groups of 8 weights into registers and multiplies them
- *     with 2 float4 of each activation vector (read through L1/L2; every
- *     weight is read from DRAM exactly once for all n <= 16 vectors); FP32
- *     accumulation, warp-shuffle reduction at the end.
- * sm_52: no half arithmetic (only __half2float), no dp4a, 48 KB static smem:
- * the largest buffer is MV_WARPS x R x 2 KB. */
+ * Two kernels (bench/matvec_notes.md has the measurements behind the choice):
+ * 1. mv_fast (namespace fast; decoders m40f:: in matvec_blocks.cuh): F16, BF16,
+ *    Q8_0, Q4_0, Q4_1, Q5_0, Q5_1 always; Q4_K, Q5_K for n > 1 (16-byte
+ *    aligned W). Each lane owns one unit of a row (a 32-weight block, 8 F16
+ *    columns, or a 32-weight quarter-chunk of a K superblock) and loads it
+ *    straight into registers (4-byte words from the aligned-down address for
+ *    the 2-byte aligned blocks, 16-byte vectors otherwise; no shared-memory
+ *    staging of weights). A CTA of FW warps x R rows stages each column tile
+ *    of the activations once in shared memory (swizzled: conflict-free float4
+ *    reads); the next tile's weights and activations are loaded before the
+ *    current one is computed (register double buffering). n > 4 runs in
+ *    chunks of 4 vectors (weights re-read once per chunk).
+ * 2. matvec_kernel (v3, below): every type; the default for Q2_K, Q3_K, Q6_K,
+ *    for Q4_K/Q5_K at n = 1, and for unaligned F16/BF16/K rows. A warp streams
+ *    its R rows in tiles of raw bytes through shared memory (16-byte loads when
+ *    rows are 16-byte aligned, else 2-byte loads) and decodes from there.
+ * sm_52: no half arithmetic (only __half2float), no dp4a, 48 KB static smem;
+ * all arithmetic FP32. */
 #include "cuda_common.cuh"
 #include "matvec_blocks.cuh"
 
@@ -269,6 +270,8 @@ void launch_n(const void *W, int64_t rows, int64_t cols, const float *X, int n, 
             launch<T, 1, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
         else if (r1 == 4)
             launch<T, 1, 4>(W, rows, cols, X, n, Y, bias, accumulate, s);
+        else if (r1 == 0 && (((uintptr_t)W % 16) || ((cols / T::QK) * T::BYTES) % 16))
+            launch<T, 1, 1>(W, rows, cols, X, n, Y, bias, accumulate, s); /* 2-byte loads */
         else if (r1 == 2 || rows < 16384)
             launch<T, 1, 2>(W, rows, cols, X, n, Y, bias, accumulate, s);
         else
@@ -296,6 +299,214 @@ void half_scalar(uint32_t type, const void *W, int64_t rows, int64_t cols, const
     CUDA_CHECK_LAUNCH();
 }
 
+namespace fast {
+using namespace m40f;
+constexpr int FW = 4; /* warps per CTA: the staged activations serve FW x R rows */
+
+/* (measured: 8 warps per CTA with <= 128 registers was 0-15% slower) */
+template <class U, int NV, int R, int KS>
+__global__ void __launch_bounds__(FW * 32)
+    mv_fast(const uint8_t *__restrict__ W, int rows, long long row_bytes, int nunits,
+            const float *__restrict__ X, int cols, int n, float *__restrict__ Y,
+            const float *__restrict__ bias, int accumulate) {
+    constexpr int TU = 32 * KS;                              /* units per tile and row */
+    constexpr int TC = TU * U::UC;                           /* columns per tile */
+    constexpr int TF4 = TC / 4;                              /* float4 per tile and vector */
+    constexpr int XR = (NV * TF4 + FW * 32 - 1) / (FW * 32); /* staged float4 per thread */
+    __shared__ float4 xs[2][NV][TF4];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int row0 = (blockIdx.x * FW + warp) * R;
+    const uint8_t *wr[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) wr[r] = W + (long long)min(row0 + r, rows - 1) * row_bytes;
+    float acc[R][NV];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int v = 0; v < NV; v++) acc[r][v] = 0.0f;
+    const int nt = (cols + TC - 1) / TC;
+    typename U::Regs ba[R][KS], bb[R][KS];
+    float4 xr[XR];
+
+    auto load = [&](int t, typename U::Regs(&b)[R][KS]) {
+#pragma unroll
+        for (int k = 0; k < KS; k++) {
+            const int u = t * TU + 32 * k + lane;
+            if (u < nunits) {
+#pragma unroll
+                for (int r = 0; r < R; r++) U::load(wr[r], u, b[r][k]);
+            }
+        }
+    };
+    auto xload = [&](int t) {
+#pragma unroll
+        for (int i = 0; i < XR; i++) {
+            const int e = threadIdx.x + FW * 32 * i;
+            const int v = e / TF4, f = e % TF4;
+            const int col = t * TC + 4 * f;
+            if (v < n && e < NV * TF4 && col < cols)
+                xr[i] = __ldg(reinterpret_cast<const float4 *>(X + (long long)v * cols + col));
+        }
+    };
+    auto xstore = [&](int t) {
+#pragma unroll
+        for (int i = 0; i < XR; i++) {
+            const int e = threadIdx.x + FW * 32 * i;
+            const int v = e / TF4, f = e % TF4;
+            const int col = t * TC + 4 * f;
+            if (v < n && e < NV * TF4 && col < cols) xs[t & 1][v][U::swz(f)] = xr[i];
+        }
+    };
+    auto compute = [&](int t, const typename U::Regs(&b)[R][KS]) {
+#pragma unroll
+        for (int k = 0; k < KS; k++) {
+            const int ul = 32 * k + lane;
+            if (t * TU + ul < nunits) {
+                if constexpr (NV == 1) {
+                    typename U::XV xv;
+                    U::loadx(xs[t & 1][0], ul, xv);
+#pragma unroll
+                    for (int r = 0; r < R; r++) {
+                        typename U::Dec d;
+                        U::decode(b[r][k], ul, d);
+                        acc[r][0] = U::dot(d, xv, acc[r][0]);
+                    }
+                } else {
+                    typename U::Dec d[R];
+#pragma unroll
+                    for (int r = 0; r < R; r++) U::decode(b[r][k], ul, d[r]);
+#pragma unroll
+                    for (int v = 0; v < NV; v++) {
+                        if (v < n) {
+                            typename U::XV xv;
+                            U::loadx(xs[t & 1][v], ul, xv);
+#pragma unroll
+                            for (int r = 0; r < R; r++) acc[r][v] = U::dot(d[r], xv, acc[r][v]);
+                        }
+                    }
+                }
+            }
+        }
+    };
+
+    load(0, ba);
+    xload(0);
+    xstore(0);
+    __syncthreads();
+    for (int t = 0; t < nt; t += 2) {
+        if (t + 1 < nt) {
+            load(t + 1, bb);
+            xload(t + 1);
+        }
+        compute(t, ba);
+        if (t + 1 < nt) xstore(t + 1);
+        __syncthreads();
+        if (t + 1 >= nt) break;
+        if (t + 2 < nt) {
+            load(t + 2, ba);
+            xload(t + 2);
+        }
+        compute(t + 1, bb);
+        if (t + 2 < nt) xstore(t + 2);
+        __syncthreads();
+    }
+
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const int row = row0 + r;
+#pragma unroll
+        for (int v = 0; v < NV; v++) {
+            const float s = warp_sum(acc[r][v]);
+            if (lane == 0 && v < n && row < rows) {
+                const long long idx = (long long)v * rows + row;
+                float y = s + (bias ? bias[row] : 0.0f);
+                if (accumulate) y += Y[idx];
+                Y[idx] = y;
+            }
+        }
+    }
+}
+
+template <class U, int NV, int R>
+void launch_fast(const void *W, int64_t rows, int64_t cols, const float *X, int n, float *Y,
+                 const float *bias, int accumulate, cudaStream_t s) {
+    constexpr int KS = NV >= 4 ? 1 : U::KS;
+    const long long nb = cols / U::QKB;
+    const long long row_bytes = nb * U::BYTES;
+    const int nunits = (int)(cols / U::UC);
+    const unsigned grid = (unsigned)((rows + FW * R - 1) / (FW * R));
+    mv_fast<U, NV, R, KS><<<grid, FW * 32, 0, s>>>((const uint8_t *)W, (int)rows, row_bytes, nunits,
+                                                   X, (int)cols, n, Y, bias, accumulate);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* r: rows per warp (0 = default) */
+template <class U>
+void launch_fast_n(const void *W, int64_t rows, int64_t cols, const float *X, int n, float *Y,
+                   const float *bias, int accumulate, cudaStream_t s, int r) {
+    for (int i0 = 0; i0 < n; i0 += 4) { /* > 4 vectors: chunks of 4 (weights re-read) */
+        const int m = min(4, n - i0);
+        const float *Xi = X + (long long)i0 * cols;
+        float *Yi = Y + (long long)i0 * rows;
+        if (m == 1) {
+            if (r == 1)
+                launch_fast<U, 1, 1>(W, rows, cols, Xi, m, Yi, bias, accumulate, s);
+            else
+                launch_fast<U, 1, 2>(W, rows, cols, Xi, m, Yi, bias, accumulate, s);
+        } else if (m == 2) {
+            launch_fast<U, 2, 1>(W, rows, cols, Xi, m, Yi, bias, accumulate, s);
+        } else {
+            launch_fast<U, 4, 1>(W, rows, cols, Xi, m, Yi, bias, accumulate, s);
+        }
+    }
+}
+
+} // namespace fast
+
+/* The fast path when it applies (returns 1), else 0: X 16-byte aligned,
+ * F16/BF16 rows of a multiple of 8 columns with W 16-byte aligned, Q4_K/Q5_K
+ * with W 16-byte aligned, the Q*_0 / Q*_1 types always (2-byte aligned). */
+int fast_dispatch(uint32_t type, const void *W, int64_t rows, int64_t cols, const float *X, int n,
+                  float *Y, const float *bias, int accumulate, cudaStream_t s, int r) {
+    if ((uintptr_t)X % 16 != 0 || cols % 8 != 0 || cols > (1ll << 30)) return 0;
+    const bool w16 = (uintptr_t)W % 16 == 0;
+    switch (type) {
+    case GGML_TYPE_F16:
+        if (!w16) return 0;
+        fast::launch_fast_n<fast::UHalf<false>>(W, rows, cols, X, n, Y, bias, accumulate, s, r);
+        return 1;
+    case GGML_TYPE_BF16:
+        if (!w16) return 0;
+        fast::launch_fast_n<fast::UHalf<true>>(W, rows, cols, X, n, Y, bias, accumulate, s, r);
+        return 1;
+    case GGML_TYPE_Q4_K:
+        if (!w16 || (n == 1 && r == 0)) return 0; /* n = 1: the staged kernel is faster */
+        fast::launch_fast_n<fast::UK<false>>(W, rows, cols, X, n, Y, bias, accumulate, s, r);
+        return 1;
+    case GGML_TYPE_Q5_K:
+        if (!w16 || (n == 1 && r == 0)) return 0; /* n = 1: the staged kernel is faster */
+        fast::launch_fast_n<fast::UK<true>>(W, rows, cols, X, n, Y, bias, accumulate, s, r);
+        return 1;
+    case GGML_TYPE_Q4_0:
+        fast::launch_fast_n<fast::UQ4_0>(W, rows, cols, X, n, Y, bias, accumulate, s, r);
+        return 1;
+    case GGML_TYPE_Q8_0:
+        fast::launch_fast_n<fast::UQ8_0>(W, rows, cols, X, n, Y, bias, accumulate, s, r);
+        return 1;
+    case GGML_TYPE_Q4_1:
+        fast::launch_fast_n<fast::UQ4_1>(W, rows, cols, X, n, Y, bias, accumulate, s, r);
+        return 1;
+    case GGML_TYPE_Q5_0:
+        fast::launch_fast_n<fast::UQ5_0>(W, rows, cols, X, n, Y, bias, accumulate, s, r);
+        return 1;
+    case GGML_TYPE_Q5_1:
+        fast::launch_fast_n<fast::UQ5_1>(W, rows, cols, X, n, Y, bias, accumulate, s, r);
+        return 1;
+    default:
+        return 0;
+    }
+}
+
 } // namespace
 
 int cuda_matvec_supported(uint32_t type) {
@@ -310,7 +521,7 @@ int cuda_matvec_supported(uint32_t type) {
     }
 }
 
-/* Internal (bench): cuda_matvec with a choice of rows per warp for n == 1. */
+/* Internal (bench): cuda_matvec with a choice of kernel and rows per warp for n == 1. */
 void cuda_matvec_variant(uint32_t type, const void *W, int64_t rows, int64_t cols, const float *X,
                          int n, float *Y, const float *bias, int accumulate, cudaStream_t s,
                          int r1) {
@@ -319,6 +530,11 @@ void cuda_matvec_variant(uint32_t type, const void *W, int64_t rows, int64_t col
         fprintf(stderr, "m40llm: cuda_matvec: n=%d exceeds %d\n", n, CUDA_MATVEC_MAX_BATCH);
         abort();
     }
+    /* r1: 0 default; 1, 2: rows per warp of the fast path (n == 1; types it
+     * does not take use v3 with that R); 101, 102, 104: the staged (v3) kernel
+     * with 1, 2, 4 rows per warp */
+    if (r1 < 100 && fast_dispatch(type, W, rows, cols, X, n, Y, bias, accumulate, s, r1)) return;
+    if (r1 > 100) r1 -= 100;
     if ((type == GGML_TYPE_F16 || type == GGML_TYPE_BF16) && cols % 8 != 0) {
         half_scalar(type, W, rows, cols, X, n, Y, bias, accumulate, s);
         return;

@@ -351,6 +351,326 @@ static __device__ __forceinline__ void dq(const uint8_t *b, int g, float *w, int
 
 } // namespace m40q
 
+/* m40f: register decoders of matvec's fast path (mv_fast in matvec.cu) and
+ * of dequant.cu's Q8_0/Q4_0 path. A "unit" is what one lane owns of a row:
+ *   U32Base (Q4_0, Q8_0, Q4_1, Q5_0, Q5_1): one 32-weight block, loaded as NW
+ *     4-byte words from the block's aligned-down address (blocks are only
+ *     2-byte aligned); field<O>() funnel-shifts byte O of the block out of the
+ *     window; never reads a word that holds no byte of the block;
+ *   UHalf (F16, BF16): 8 columns, one 16-byte vector;
+ *   UK (Q4_K, Q5_K): 8 lanes per superblock; lane t: the 16 qs bytes
+ *     32c + 16h .. (c = t/2, h = t%2), its qh vector (Q5_K) and the 16-byte
+ *     header (d, dmin, packed scales; broadcast among the 8 lanes).
+ * Each unit type gives: UC (columns per unit), KS (units per lane and tile),
+ * Regs / load (global -> registers), Dec / decode (exact quant floats via
+ * PRMT into 2^23's mantissa and one FADD, plus the block's scales), XV /
+ * loadx (the unit's activations from the shared tile, swz = conflict-free
+ * float4 placement, plus per-sub-block sums for types with a min), and dot
+ * (scales applied once per block / sub-block to the partial sums). */
+namespace m40f {
+
+using m40q::bytef;
+using m40q::h2f;
+using m40q::MAGIC;
+
+static __device__ __forceinline__ uint32_t ldg32(const uint8_t *p) {
+    return __ldg(reinterpret_cast<const unsigned int *>(p));
+}
+/* word at byte o of a block whose bytes start `sh` bits into window a[] */
+template <int O, int NW>
+static __device__ __forceinline__ uint32_t field(const uint32_t (&a)[NW], uint32_t sh) {
+    static_assert(O / 4 + 1 < NW || (O % 4 == 0 && O / 4 < NW), "field outside window");
+    if constexpr (O / 4 + 1 < NW)
+        return __funnelshift_rc(a[O / 4], a[O / 4 + 1], 8 * (O % 4) + sh);
+    else
+        return a[O / 4];
+}
+/* 4 floats of the bytes of w (element i = byte i), each minus off */
+static __device__ __forceinline__ void f4(uint32_t w, float off, float *q) {
+#pragma unroll
+    for (int k = 0; k < 4; k++) q[k] = bytef(w, k) - (MAGIC + off);
+}
+
+/* ---- QK = 32 block types: lane = one block; window of NW words ---- */
+template <int BYTES_, bool MIN_> struct U32Base {
+    static constexpr int UC = 32, QKB = 32, BYTES = BYTES_;
+    static constexpr bool MIN = MIN_;
+    static constexpr int NW = (BYTES + 2 + 3) / 4; /* window covering 2 + BYTES bytes */
+    struct Regs {
+        uint32_t a[NW];
+        uint32_t sh;
+    };
+    struct Dec {
+        float q[32];
+        float d, m;
+    };
+    struct XV {
+        float x[32];
+        float s;
+    };
+    static __device__ __forceinline__ void load(const uint8_t *row, int u, Regs &r) {
+        const uint8_t *p = row + (long long)u * BYTES;
+        const uintptr_t ad = (uintptr_t)p & ~(uintptr_t)3;
+        r.sh = 8u * (uint32_t)((uintptr_t)p & 3);
+        const uint8_t *q = reinterpret_cast<const uint8_t *>(ad);
+#pragma unroll
+        for (int i = 0; i < NW - 1; i++) r.a[i] = ldg32(q + 4 * i);
+        /* BYTES % 4 == 0: the last word only when the block is not 4-aligned
+         * (never read past the block's last word) */
+        r.a[NW - 1] = (BYTES % 4 != 0 || r.sh) ? ldg32(q + 4 * (NW - 1)) : 0u;
+    }
+    /* tile-local float4 index f of column 4f; lane's block covers 8 float4 */
+    static __device__ __forceinline__ int swz(int f) { return f ^ ((f >> 3) & 7); }
+    static __device__ __forceinline__ void loadx(const float4 *xs, int ul, XV &xv) {
+#pragma unroll
+        for (int i = 0; i < 8; i++) {
+            const float4 v = xs[swz(8 * ul + i)];
+            xv.x[4 * i] = v.x, xv.x[4 * i + 1] = v.y, xv.x[4 * i + 2] = v.z, xv.x[4 * i + 3] = v.w;
+        }
+        if (MIN) {
+            float s[4];
+#pragma unroll
+            for (int k = 0; k < 4; k++) s[k] = 0.0f;
+#pragma unroll
+            for (int i = 0; i < 32; i++) s[i & 3] += xv.x[i];
+            xv.s = (s[0] + s[1]) + (s[2] + s[3]);
+        }
+    }
+    static __device__ __forceinline__ float dot(const Dec &d, const XV &xv, float acc) {
+        float s[4];
+#pragma unroll
+        for (int k = 0; k < 4; k++) s[k] = d.q[k] * xv.x[k];
+#pragma unroll
+        for (int i = 4; i < 32; i++) s[i & 3] = fmaf(d.q[i], xv.x[i], s[i & 3]);
+        acc = fmaf(d.d, (s[0] + s[1]) + (s[2] + s[3]), acc);
+        if (MIN) acc = fmaf(d.m, xv.s, acc);
+        return acc;
+    }
+};
+
+struct UQ4_0 : U32Base<18, false> {
+    static constexpr int KS = 2;
+    static __device__ __forceinline__ void decode(const Regs &r, int, Dec &d) {
+        d.d = h2f(field<0>(r.a, r.sh) & 0xffff);
+        d.m = 0.0f;
+        uint32_t w[4] = {field<2>(r.a, r.sh), field<6>(r.a, r.sh), field<10>(r.a, r.sh),
+                         field<14>(r.a, r.sh)};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            f4(w[i] & 0x0F0F0F0Fu, 8.0f, d.q + 4 * i);
+            f4((w[i] >> 4) & 0x0F0F0F0Fu, 8.0f, d.q + 16 + 4 * i);
+        }
+    }
+};
+struct UQ8_0 : U32Base<34, false> {
+    static constexpr int KS = 1;
+    static __device__ __forceinline__ void decode(const Regs &r, int, Dec &d) {
+        d.d = h2f(field<0>(r.a, r.sh) & 0xffff);
+        d.m = 0.0f;
+        uint32_t w[8] = {field<2>(r.a, r.sh),  field<6>(r.a, r.sh),  field<10>(r.a, r.sh),
+                         field<14>(r.a, r.sh), field<18>(r.a, r.sh), field<22>(r.a, r.sh),
+                         field<26>(r.a, r.sh), field<30>(r.a, r.sh)};
+#pragma unroll
+        for (int i = 0; i < 8; i++) f4(w[i] ^ 0x80808080u, 128.0f, d.q + 4 * i);
+    }
+};
+struct UQ4_1 : U32Base<20, true> {
+    static constexpr int KS = 2;
+    static __device__ __forceinline__ void decode(const Regs &r, int, Dec &d) {
+        const uint32_t dm = field<0>(r.a, r.sh);
+        d.d = h2f(dm & 0xffff), d.m = h2f(dm >> 16);
+        uint32_t w[4] = {field<4>(r.a, r.sh), field<8>(r.a, r.sh), field<12>(r.a, r.sh),
+                         field<16>(r.a, r.sh)};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            f4(w[i] & 0x0F0F0F0Fu, 0.0f, d.q + 4 * i);
+            f4((w[i] >> 4) & 0x0F0F0F0Fu, 0.0f, d.q + 16 + 4 * i);
+        }
+    }
+};
+struct UQ5_0 : U32Base<22, false> {
+    static constexpr int KS = 2;
+    static __device__ __forceinline__ void decode(const Regs &r, int, Dec &d) {
+        d.d = h2f(field<0>(r.a, r.sh) & 0xffff);
+        d.m = 0.0f;
+        const uint32_t qh = field<2>(r.a, r.sh);
+        uint32_t w[4] = {field<6>(r.a, r.sh), field<10>(r.a, r.sh), field<14>(r.a, r.sh),
+                         field<18>(r.a, r.sh)};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            f4((w[i] & 0x0F0F0F0Fu) | (m40q::spread4((qh >> (4 * i)) & 0xf) << 4), 16.0f,
+               d.q + 4 * i);
+            f4(((w[i] >> 4) & 0x0F0F0F0Fu) | (m40q::spread4((qh >> (4 * i + 16)) & 0xf) << 4),
+               16.0f, d.q + 16 + 4 * i);
+        }
+    }
+};
+struct UQ5_1 : U32Base<24, true> {
+    static constexpr int KS = 2;
+    static __device__ __forceinline__ void decode(const Regs &r, int, Dec &d) {
+        const uint32_t dm = field<0>(r.a, r.sh);
+        d.d = h2f(dm & 0xffff), d.m = h2f(dm >> 16);
+        const uint32_t qh = field<4>(r.a, r.sh);
+        uint32_t w[4] = {field<8>(r.a, r.sh), field<12>(r.a, r.sh), field<16>(r.a, r.sh),
+                         field<20>(r.a, r.sh)};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            f4((w[i] & 0x0F0F0F0Fu) | (m40q::spread4((qh >> (4 * i)) & 0xf) << 4), 0.0f,
+               d.q + 4 * i);
+            f4(((w[i] >> 4) & 0x0F0F0F0Fu) | (m40q::spread4((qh >> (4 * i + 16)) & 0xf) << 4), 0.0f,
+               d.q + 16 + 4 * i);
+        }
+    }
+};
+
+/* ---- F16 / BF16: lane = 8 columns (one 16-byte vector) ---- */
+template <bool BF> struct UHalf {
+    static constexpr int UC = 8, KS = 4, QKB = 8, BYTES = 16;
+    struct Regs {
+        uint4 u;
+    };
+    struct Dec {
+        float q[8];
+    };
+    struct XV {
+        float x[8];
+    };
+    static __device__ __forceinline__ void load(const uint8_t *row, int u, Regs &r) {
+        r.u = __ldcs(reinterpret_cast<const uint4 *>(row) + u);
+    }
+    static __device__ __forceinline__ int swz(int f) { return f ^ ((f >> 3) & 1); }
+    static __device__ __forceinline__ float cv(uint32_t h) { return BF ? m40q::bf2f(h) : h2f(h); }
+    static __device__ __forceinline__ void decode(const Regs &r, int, Dec &d) {
+        const uint32_t w[4] = {r.u.x, r.u.y, r.u.z, r.u.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            d.q[2 * i] = cv(w[i] & 0xffff);
+            d.q[2 * i + 1] = BF ? __uint_as_float(w[i] & 0xffff0000u) : h2f(w[i] >> 16);
+        }
+    }
+    static __device__ __forceinline__ void loadx(const float4 *xs, int ul, XV &xv) {
+        const float4 a = xs[swz(2 * ul)], b = xs[swz(2 * ul + 1)];
+        xv.x[0] = a.x, xv.x[1] = a.y, xv.x[2] = a.z, xv.x[3] = a.w;
+        xv.x[4] = b.x, xv.x[5] = b.y, xv.x[6] = b.z, xv.x[7] = b.w;
+    }
+    static __device__ __forceinline__ float dot(const Dec &d, const XV &xv, float acc) {
+        float s0 = d.q[0] * xv.x[0], s1 = d.q[1] * xv.x[1];
+#pragma unroll
+        for (int i = 2; i < 8; i += 2) {
+            s0 = fmaf(d.q[i], xv.x[i], s0);
+            s1 = fmaf(d.q[i + 1], xv.x[i + 1], s1);
+        }
+        return acc + (s0 + s1);
+    }
+};
+
+/* ---- Q4_K / Q5_K: 8 lanes per superblock; lane t: chunk c = t/2 (64
+ * columns), half h = t%2: qs bytes 32c + 16h .. +15 (one 16-byte vector),
+ * lo nibbles = columns 64c + 16h + i (sub-block 2c), hi nibbles = columns
+ * 64c + 32 + 16h + i (sub-block 2c+1). Header (d, dmin, 12 scale bytes) is
+ * one 16-byte vector shared by the 8 lanes. ---- */
+static __device__ __forceinline__ void k4_sm(uint4 hd, int c, float &d0, float &m0, float &d1,
+                                             float &m1) {
+    /* scale bytes s[0..11] = hd.y, hd.z, hd.w; sub-blocks j = 2c, 2c+1 */
+    const int j0 = 2 * c;
+    uint32_t sc0, mn0, sc1, mn1;
+    if (c < 2) {
+        const uint32_t a = __byte_perm(
+            hd.y, hd.z, (uint32_t)(j0 | ((j0 + 1) << 4) | ((j0 + 4) << 8) | ((j0 + 5) << 12)));
+        sc0 = a & 63, sc1 = (a >> 8) & 63, mn0 = (a >> 16) & 63, mn1 = (a >> 24) & 63;
+    } else {
+        const int e = j0 - 4;                                                     /* 0 or 2 */
+        const uint32_t lo = __byte_perm(hd.w, 0, (uint32_t)(e | ((e + 1) << 4))); /* s[j+4] */
+        const uint32_t hb = __byte_perm(
+            hd.y, hd.z,
+            (uint32_t)(e | ((e + 1) << 4) | ((e + 4) << 8) | ((e + 5) << 12))); /* s[j-4], s[j] */
+        sc0 = (lo & 0xf) | (((hb >> 6) & 3) << 4);
+        sc1 = ((lo >> 8) & 0xf) | (((hb >> 14) & 3) << 4);
+        mn0 = ((lo >> 4) & 0xf) | (((hb >> 22) & 3) << 4);
+        mn1 = ((lo >> 12) & 0xf) | (((hb >> 30) & 3) << 4);
+    }
+    const float d = h2f(hd.x & 0xffff), dm = h2f(hd.x >> 16);
+    d0 = d * (float)sc0, d1 = d * (float)sc1, m0 = dm * (float)mn0, m1 = dm * (float)mn1;
+}
+
+template <bool Q5> struct UK {
+    static constexpr int UC = 32, KS = 1, QKB = 256, BYTES = Q5 ? 176 : 144;
+    struct Regs {
+        uint4 hd, qs, qh;
+    };
+    struct Dec {
+        float q[32];
+        float d0, m0, d1, m1;
+    };
+    struct XV {
+        float x[32];
+        float s0, s1;
+    };
+    /* unit u = superblock u/8, lane part u%8 */
+    static __device__ __forceinline__ void load(const uint8_t *row, int u, Regs &r) {
+        const uint8_t *b = row + (long long)(u >> 3) * BYTES;
+        const int t = u & 7, c = t >> 1, h = t & 1;
+        r.hd = __ldg(reinterpret_cast<const uint4 *>(b));
+        if (Q5) {
+            r.qh = __ldg(reinterpret_cast<const uint4 *>(b + 16 + 16 * h));
+            r.qs = __ldcs(reinterpret_cast<const uint4 *>(b + 48 + 32 * c + 16 * h));
+        } else {
+            r.qs = __ldcs(reinterpret_cast<const uint4 *>(b + 16 + 32 * c + 16 * h));
+        }
+    }
+    /* float4 index within the tile: 64 per superblock; lane's lo float4s at
+     * 16c + 4h + i, hi at 16c + 8 + 4h + i */
+    static __device__ __forceinline__ int swz(int f) { return f ^ ((f >> 4) & 3); }
+    static __device__ __forceinline__ void loadx(const float4 *xs, int ul, XV &xv) {
+        const int t = ul & 7, c = t >> 1, h = t & 1;
+        const int base = 64 * (ul >> 3) + 16 * c + 4 * h;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const float4 a = xs[swz(base + i)], b = xs[swz(base + 8 + i)];
+            xv.x[4 * i] = a.x, xv.x[4 * i + 1] = a.y, xv.x[4 * i + 2] = a.z, xv.x[4 * i + 3] = a.w;
+            xv.x[16 + 4 * i] = b.x, xv.x[17 + 4 * i] = b.y, xv.x[18 + 4 * i] = b.z,
+                          xv.x[19 + 4 * i] = b.w;
+        }
+        float s[4];
+#pragma unroll
+        for (int k = 0; k < 4; k++) s[k] = 0.0f;
+#pragma unroll
+        for (int i = 0; i < 16; i++) s[i & 1] += xv.x[i], s[2 + (i & 1)] += xv.x[16 + i];
+        xv.s0 = s[0] + s[1], xv.s1 = s[2] + s[3];
+    }
+    static __device__ __forceinline__ void decode(const Regs &r, int ul, Dec &d) {
+        const int c = (ul & 7) >> 1;
+        k4_sm(r.hd, c, d.d0, d.m0, d.d1, d.m1);
+        const uint32_t w[4] = {r.qs.x, r.qs.y, r.qs.z, r.qs.w};
+        const uint32_t hh[4] = {r.qh.x, r.qh.y, r.qh.z, r.qh.w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            uint32_t lo = w[i] & 0x0F0F0F0Fu, hi = (w[i] >> 4) & 0x0F0F0F0Fu;
+            if (Q5) {
+                lo |= ((hh[i] >> (2 * c)) & 0x01010101u) << 4;
+                hi |= ((hh[i] >> (2 * c + 1)) & 0x01010101u) << 4;
+            }
+            f4(lo, 0.0f, d.q + 4 * i);
+            f4(hi, 0.0f, d.q + 16 + 4 * i);
+        }
+    }
+    static __device__ __forceinline__ float dot(const Dec &d, const XV &xv, float acc) {
+        float s[4];
+#pragma unroll
+        for (int k = 0; k < 2; k++) s[k] = d.q[k] * xv.x[k], s[2 + k] = d.q[16 + k] * xv.x[16 + k];
+#pragma unroll
+        for (int i = 2; i < 16; i++) {
+            s[i & 1] = fmaf(d.q[i], xv.x[i], s[i & 1]);
+            s[2 + (i & 1)] = fmaf(d.q[16 + i], xv.x[16 + i], s[2 + (i & 1)]);
+        }
+        acc = fmaf(d.d0, s[0] + s[1], acc);
+        acc = fmaf(d.d1, s[2] + s[3], acc);
+        acc = fmaf(-d.m0, xv.s0, acc);
+        return fmaf(-d.m1, xv.s1, acc);
+    }
+};
+} // namespace m40f
+
 /* The one list of supported weight types: X(ggml type id, traits struct).
  * Each op's dispatch switch expands it (calm's CASE pattern), so adding a
  * type touches this list and its traits struct only. */
