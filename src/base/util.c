@@ -65,3 +65,33 @@ char *read_file(const char *path, size_t *len) {
     if (len) *len = n;
     return buf;
 }
+
+size_t utf8_validate(const unsigned char *s, size_t n) {
+    size_t i = 0;
+    while (i < n) {
+        unsigned char c = s[i];
+        if (c < 0x80) {
+            i++;
+            continue;
+        }
+        size_t len;
+        uint32_t cpt, min;
+        if ((c & 0xE0) == 0xC0) {
+            len = 2, cpt = c & 0x1F, min = 0x80;
+        } else if ((c & 0xF0) == 0xE0) {
+            len = 3, cpt = c & 0x0F, min = 0x800;
+        } else if ((c & 0xF8) == 0xF0) {
+            len = 4, cpt = c & 0x07, min = 0x10000;
+        } else {
+            return i;
+        }
+        if (i + len > n) return i;
+        for (size_t k = 1; k < len; k++) {
+            if ((s[i + k] & 0xC0) != 0x80) return i;
+            cpt = (cpt << 6) | (s[i + k] & 0x3F);
+        }
+        if (cpt < min || cpt > 0x10FFFF || (cpt >= 0xD800 && cpt <= 0xDFFF)) return i;
+        i += len;
+    }
+    return (size_t)-1;
+}

@@ -22,6 +22,12 @@ double time_now(void);
  * (errno set). *len gets the size without the terminator. */
 char *read_file(const char *path, size_t *len);
 
+/* Strict UTF-8 check (no overlong forms, surrogates or code points above
+ * U+10FFFF): offset of the first byte of the first invalid or truncated
+ * sequence, or (size_t)-1 when all n bytes are valid. The single validator
+ * shared by the GGUF reader, `inspect` and the tokenizers. */
+size_t utf8_validate(const unsigned char *s, size_t n);
+
 /* a*b and a+b with overflow detection: return 0 on success, -1 on overflow. */
 static inline int mul_u64(uint64_t a, uint64_t b, uint64_t *out) {
     return __builtin_mul_overflow(a, b, out) ? -1 : 0;
@@ -65,7 +71,7 @@ static inline uint16_t f32_to_fp16(float f) {
     if (absx >= 0x7f800000u) /* inf or nan */
         return (uint16_t)(sign | 0x7c00u | (absx > 0x7f800000u ? 0x200u : 0));
     if (absx >= 0x477ff000u) return (uint16_t)(sign | 0x7c00u); /* overflow -> inf */
-    if (absx < 0x38800000u) {                                     /* subnormal or zero */
+    if (absx < 0x38800000u) {                                   /* subnormal or zero */
         if (absx < 0x33000000u) return (uint16_t)sign;
         uint32_t e = absx >> 23;
         uint32_t m = (absx & 0x7fffffu) | 0x800000u;
@@ -93,7 +99,7 @@ static inline uint16_t f32_to_bf16(float f) {
     uint32_t x;
     memcpy(&x, &f, 4);
     if ((x & 0x7fffffffu) > 0x7f800000u) return (uint16_t)((x >> 16) | 0x40u); /* quiet nan */
-    x += 0x7fffu + ((x >> 16) & 1u);                                          /* round to nearest even */
+    x += 0x7fffu + ((x >> 16) & 1u); /* round to nearest even */
     return (uint16_t)(x >> 16);
 }
 

@@ -6,6 +6,7 @@
 
 #include "engine/backend.h"
 #include "sampler/sampler.h"
+#include "tokenizer/chat.h"
 
 int cmd_run(int argc, char **argv);
 int cmd_chat(int argc, char **argv);
@@ -42,6 +43,24 @@ typedef struct CliModelOpts {
 } CliModelOpts;
 void cli_model_opts_init(CliModelOpts *o);
 int cli_model_option(const char *cmd, CliModelOpts *o, int argc, char **argv, int *i);
+/* cli_common_option, then cli_model_option: every option a model-loading
+ * command (run, chat, logits, bench, serve) shares. Same return convention. */
+int cli_model_cmd_option(const char *cmd, CliModelOpts *o, int argc, char **argv, int *i);
+/* The value of option argv[*i], advancing *i past it; NULL (after printing
+ * "m40llm <cmd>: option <opt> needs a value") when it is the last argument. */
+const char *cli_option_value(const char *cmd, int argc, char **argv, int *i);
+/* Prints "m40llm <cmd>: unknown option '<opt>' (m40llm <cmd> --help lists
+ * them)" and returns 2 (the usage exit code). */
+int cli_unknown_option(const char *cmd, const char *opt);
+/* Returns 0 when o->model is set; else prints "m40llm <cmd>: -m MODEL is
+ * required (m40llm <cmd> --help)" and returns -1. */
+int cli_require_model(const char *cmd, const CliModelOpts *o);
+/* --chat-template NAME: *out = CHAT_TMPL_UNKNOWN when name is NULL (not
+ * given), else the named template; -1 (message printed, listing the known
+ * names) when the name is not one. */
+int cli_chat_template(const char *cmd, const char *name, ChatTemplate *out);
+/* A sampling seed from the wall clock, for when --seed is not given. */
+uint64_t cli_time_seed(void);
 /* Help text for the options above (for --help output). */
 extern const char *const CLI_MODEL_OPTS_HELP;
 extern const char *const CLI_SAMPLING_OPTS_HELP;

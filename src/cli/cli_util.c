@@ -3,6 +3,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
 
 #include "base/log.h"
 #include "cli/cli.h"
@@ -57,7 +58,7 @@ int cli_parse_u64(const char *cmd, const char *opt, const char *s, uint64_t *out
     return 0;
 }
 
-static const char *need_arg(const char *cmd, int argc, char **argv, int *i) {
+const char *cli_option_value(const char *cmd, int argc, char **argv, int *i) {
     if (*i + 1 >= argc) {
         fprintf(stderr, "m40llm %s: option %s needs a value\n", cmd, argv[*i]);
         return NULL;
@@ -72,7 +73,7 @@ int cli_common_option(const char *cmd, int argc, char **argv, int *i) {
         return 1;
     }
     if (!strcmp(a, "--log-level")) {
-        const char *v = need_arg(cmd, argc, argv, i);
+        const char *v = cli_option_value(cmd, argc, argv, i);
         LogLevel l;
         if (!v) return -1;
         if (log_parse_level(v, &l) != 0) {
@@ -115,7 +116,7 @@ int cli_model_option(const char *cmd, CliModelOpts *o, int argc, char **argv, in
     double d;
 #define ARG()                                                                                      \
     do {                                                                                           \
-        if (!(v = need_arg(cmd, argc, argv, i))) return -1;                                        \
+        if (!(v = cli_option_value(cmd, argc, argv, i))) return -1;                                \
     } while (0)
     if (!strcmp(a, "-m") || !strcmp(a, "--model")) {
         ARG();
@@ -130,8 +131,7 @@ int cli_model_option(const char *cmd, CliModelOpts *o, int argc, char **argv, in
         o->bp.n_threads = (int)n;
     } else if (!strcmp(a, "--device")) {
         ARG();
-        if (strcmp(v, "auto") && strcmp(v, "cpu") && strcmp(v, "cuda") &&
-            strncmp(v, "cuda:", 5)) {
+        if (strcmp(v, "auto") && strcmp(v, "cpu") && strcmp(v, "cuda") && strncmp(v, "cuda:", 5)) {
             fprintf(stderr, "m40llm %s: --device: '%s' is not auto, cpu, cuda or cuda:N\n", cmd, v);
             return -1;
         }
@@ -182,4 +182,40 @@ int cli_model_option(const char *cmd, CliModelOpts *o, int argc, char **argv, in
     }
 #undef ARG
     return 1;
+}
+
+int cli_unknown_option(const char *cmd, const char *opt) {
+    fprintf(stderr, "m40llm %s: unknown option '%s' (m40llm %s --help lists them)\n", cmd, opt,
+            cmd);
+    return 2;
+}
+
+int cli_require_model(const char *cmd, const CliModelOpts *o) {
+    if (o->model) return 0;
+    fprintf(stderr, "m40llm %s: -m MODEL is required (m40llm %s --help)\n", cmd, cmd);
+    return -1;
+}
+
+int cli_chat_template(const char *cmd, const char *name, ChatTemplate *out) {
+    *out = CHAT_TMPL_UNKNOWN;
+    if (!name) return 0;
+    *out = chat_template_from_name(name);
+    if (*out != CHAT_TMPL_UNKNOWN) return 0;
+    fprintf(stderr,
+            "m40llm %s: --chat-template: unknown template '%s' (chatml, llama2, llama3, "
+            "mistral, zephyr, gemma, phi3)\n",
+            cmd, name);
+    return -1;
+}
+
+uint64_t cli_time_seed(void) {
+    struct timespec ts;
+    clock_gettime(CLOCK_REALTIME, &ts);
+    return (uint64_t)ts.tv_sec * 1000003ULL ^ (uint64_t)ts.tv_nsec;
+}
+
+int cli_model_cmd_option(const char *cmd, CliModelOpts *o, int argc, char **argv, int *i) {
+    int r = cli_common_option(cmd, argc, argv, i);
+    if (r == 0) r = cli_model_option(cmd, o, argc, argv, i);
+    return r;
 }

@@ -66,8 +66,7 @@ int cmd_bench(int argc, char **argv) {
     long n_pp = 512, n_tg = 128, reps = 5;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        int r = cli_common_option(cmd, argc, argv, &i);
-        if (r == 0) r = cli_model_option(cmd, &mo, argc, argv, &i);
+        int r = cli_model_cmd_option(cmd, &mo, argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -81,21 +80,11 @@ int cmd_bench(int argc, char **argv) {
             dst = &n_tg;
         else if (!strcmp(a, "-r") || !strcmp(a, "--repetitions"))
             dst = &reps, lo = 1;
-        if (!dst) {
-            fprintf(stderr, "m40llm bench: unknown option '%s' (m40llm bench --help lists them)\n",
-                    a);
-            return 2;
-        }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "m40llm bench: option %s needs a value\n", a);
-            return 2;
-        }
-        if (cli_parse_int(cmd, a, argv[++i], lo, 1 << 20, dst)) return 2;
+        if (!dst) return cli_unknown_option(cmd, a);
+        const char *v = cli_option_value(cmd, argc, argv, &i);
+        if (!v || cli_parse_int(cmd, a, v, lo, 1 << 20, dst)) return 2;
     }
-    if (!mo.model) {
-        fprintf(stderr, "m40llm bench: -m MODEL is required (m40llm bench --help)\n");
-        return 2;
-    }
+    if (cli_require_model(cmd, &mo)) return 2;
     if (n_pp == 0 && n_tg == 0) {
         fprintf(stderr, "m40llm bench: nothing to do (-p 0 and -n 0)\n");
         return 2;

@@ -6,7 +6,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -46,12 +45,6 @@ static int on_reply(void *ud, const char *text, size_t len, int32_t token, float
     return 0;
 }
 
-static uint64_t time_seed(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000003ULL ^ (uint64_t)ts.tv_nsec;
-}
-
 int cmd_chat(int argc, char **argv) {
     const char *cmd = "chat";
     CliModelOpts mo;
@@ -60,8 +53,7 @@ int cmd_chat(int argc, char **argv) {
     long n_predict = -1;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        int r = cli_common_option(cmd, argc, argv, &i);
-        if (r == 0) r = cli_model_option(cmd, &mo, argc, argv, &i);
+        int r = cli_model_cmd_option(cmd, &mo, argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -70,11 +62,8 @@ int cmd_chat(int argc, char **argv) {
             return 0;
         } else if (!strcmp(a, "--chat-template") || !strcmp(a, "--system") || !strcmp(a, "-n") ||
                    !strcmp(a, "--n-predict")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "m40llm chat: option %s needs a value\n", a);
-                return 2;
-            }
-            const char *v = argv[++i];
+            const char *v = cli_option_value(cmd, argc, argv, &i);
+            if (!v) return 2;
             if (!strcmp(a, "--chat-template"))
                 tmpl_name = v;
             else if (!strcmp(a, "--system"))
@@ -87,27 +76,13 @@ int cmd_chat(int argc, char **argv) {
                 }
             }
         } else {
-            fprintf(stderr, "m40llm chat: unknown option '%s' (m40llm chat --help lists them)\n",
-                    a);
-            return 2;
+            return cli_unknown_option(cmd, a);
         }
     }
-    if (!mo.model) {
-        fprintf(stderr, "m40llm chat: -m MODEL is required (m40llm chat --help)\n");
-        return 2;
-    }
-    ChatTemplate tmpl = CHAT_TMPL_UNKNOWN;
-    if (tmpl_name) {
-        tmpl = chat_template_from_name(tmpl_name);
-        if (tmpl == CHAT_TMPL_UNKNOWN) {
-            fprintf(stderr,
-                    "m40llm chat: --chat-template: unknown template '%s' (chatml, llama2, llama3, "
-                    "mistral, zephyr, gemma, phi3)\n",
-                    tmpl_name);
-            return 2;
-        }
-    }
-    if (!mo.seed_set) mo.sp.seed = time_seed();
+    if (cli_require_model(cmd, &mo)) return 2;
+    ChatTemplate tmpl;
+    if (cli_chat_template(cmd, tmpl_name, &tmpl)) return 2;
+    if (!mo.seed_set) mo.sp.seed = cli_time_seed();
 
     int rc = 1;
     Err e = {{0}};

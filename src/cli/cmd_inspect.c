@@ -17,6 +17,7 @@
 #include <stdlib.h>
 #include <string.h>
 
+#include "base/util.h"
 #include "cli/cli.h"
 #include "gguf/gguf.h"
 
@@ -37,33 +38,7 @@ static void usage(FILE *out) {
 /* ------------------------------------------------------------ JSON */
 
 static bool utf8_ok(const char *s, uint64_t n) {
-    const uint8_t *p = (const uint8_t *)s;
-    uint64_t i = 0;
-    while (i < n) {
-        uint8_t c = p[i];
-        int len;
-        uint32_t cp, min;
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        if ((c & 0xE0) == 0xC0)
-            len = 2, cp = c & 0x1F, min = 0x80;
-        else if ((c & 0xF0) == 0xE0)
-            len = 3, cp = c & 0x0F, min = 0x800;
-        else if ((c & 0xF8) == 0xF0)
-            len = 4, cp = c & 0x07, min = 0x10000;
-        else
-            return false;
-        if ((uint64_t)len > n - i) return false;
-        for (int k = 1; k < len; k++) {
-            if ((p[i + k] & 0xC0) != 0x80) return false;
-            cp = (cp << 6) | (p[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-        i += (uint64_t)len;
-    }
-    return true;
+    return utf8_validate((const unsigned char *)s, (size_t)n) == (size_t)-1;
 }
 
 static json_t *j_str(const char *s, uint64_t n) {
@@ -134,30 +109,12 @@ static json_t *j_scalar(uint32_t t, const void *p) {
     }
 }
 
+/* Bytes per element of a parsed array's data: the file size for fixed-size
+ * types, else the in-memory GgufString / GgufArray. */
 static size_t elem_stride(uint32_t t) {
-    switch (t) {
-    case GGUF_TYPE_UINT8:
-    case GGUF_TYPE_INT8:
-    case GGUF_TYPE_BOOL:
-        return 1;
-    case GGUF_TYPE_UINT16:
-    case GGUF_TYPE_INT16:
-        return 2;
-    case GGUF_TYPE_UINT32:
-    case GGUF_TYPE_INT32:
-    case GGUF_TYPE_FLOAT32:
-        return 4;
-    case GGUF_TYPE_UINT64:
-    case GGUF_TYPE_INT64:
-    case GGUF_TYPE_FLOAT64:
-        return 8;
-    case GGUF_TYPE_STRING:
-        return sizeof(GgufString);
-    case GGUF_TYPE_ARRAY:
-        return sizeof(GgufArray);
-    default:
-        return 0;
-    }
+    if (t == GGUF_TYPE_STRING) return sizeof(GgufString);
+    if (t == GGUF_TYPE_ARRAY) return sizeof(GgufArray);
+    return gguf_value_type_size(t);
 }
 
 static json_t *j_array(const GgufArray *a) {

@@ -62,8 +62,7 @@ int cmd_logits(int argc, char **argv) {
     int no_bos = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        int r = cli_common_option(cmd, argc, argv, &i);
-        if (r == 0) r = cli_model_option(cmd, &mo, argc, argv, &i);
+        int r = cli_model_cmd_option(cmd, &mo, argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -73,11 +72,8 @@ int cmd_logits(int argc, char **argv) {
             no_bos = 1;
         } else if (!strcmp(a, "-p") || !strcmp(a, "--prompt") || !strcmp(a, "--tokens") ||
                    !strcmp(a, "-o") || !strcmp(a, "--output")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "m40llm logits: option %s needs a value\n", a);
-                return 2;
-            }
-            const char *v = argv[++i];
+            const char *v = cli_option_value(cmd, argc, argv, &i);
+            if (!v) return 2;
             if (!strcmp(a, "--tokens"))
                 tokens = v;
             else if (!strcmp(a, "-o") || !strcmp(a, "--output"))
@@ -85,15 +81,10 @@ int cmd_logits(int argc, char **argv) {
             else
                 prompt = v;
         } else {
-            fprintf(stderr,
-                    "m40llm logits: unknown option '%s' (m40llm logits --help lists them)\n", a);
-            return 2;
+            return cli_unknown_option(cmd, a);
         }
     }
-    if (!mo.model) {
-        fprintf(stderr, "m40llm logits: -m MODEL is required (m40llm logits --help)\n");
-        return 2;
-    }
+    if (cli_require_model(cmd, &mo)) return 2;
     if (!prompt == !tokens) {
         fprintf(stderr, "m40llm logits: give exactly one of -p PROMPT or --tokens LIST\n");
         return 2;

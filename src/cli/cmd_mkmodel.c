@@ -402,11 +402,8 @@ int cmd_mkmodel(int argc, char **argv) {
             fprintf(stderr, "m40llm mkmodel: unknown option '%s' (m40llm mkmodel --help)\n", a);
             return 2;
         }
-        if (i + 1 >= argc) {
-            fprintf(stderr, "m40llm mkmodel: option %s needs a value\n", a);
-            return 2;
-        }
-        const char *v = argv[++i];
+        const char *v = cli_option_value(CMD, argc, argv, &i);
+        if (!v) return 2;
         const long BIG = 1L << 30;
         if (!strcmp(a, "--arch")) {
             arch = v;

@@ -372,11 +372,8 @@ int cmd_quantize(int argc, char **argv) {
         } else if (!strcmp(a, "--pure")) {
             pure = 1;
         } else if (!strcmp(a, "-t") || !strcmp(a, "--threads")) {
-            if (i + 1 >= argc) {
-                fprintf(stderr, "m40llm quantize: option %s needs a value\n", a);
-                return 2;
-            }
-            if (cli_parse_int(CMD, a, argv[++i], 1, 1024, &threads)) return 2;
+            const char *v = cli_option_value(CMD, argc, argv, &i);
+            if (!v || cli_parse_int(CMD, a, v, 1, 1024, &threads)) return 2;
         } else if (a[0] == '-' && a[1]) {
             fprintf(stderr, "m40llm quantize: unknown option '%s' (m40llm quantize --help)\n", a);
             return 2;

@@ -4,7 +4,6 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 #include <unistd.h>
 
 #include "base/log.h"
@@ -46,12 +45,6 @@ static int write_text(void *ud, const char *text, size_t len, int32_t token, flo
     return 0;
 }
 
-static uint64_t time_seed(void) {
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (uint64_t)ts.tv_sec * 1000003ULL ^ (uint64_t)ts.tv_nsec;
-}
-
 int cmd_run(int argc, char **argv) {
     const char *cmd = "run";
     CliModelOpts mo;
@@ -63,11 +56,9 @@ int cmd_run(int argc, char **argv) {
     int n_stop = 0;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        int r = cli_common_option(cmd, argc, argv, &i);
-        if (r == 0) r = cli_model_option(cmd, &mo, argc, argv, &i);
+        int r = cli_model_cmd_option(cmd, &mo, argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
-        int has_val = i + 1 < argc;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
             printf("%s\nmodel and device:\n%s\nsampling:\n%s", RUN_HELP, CLI_MODEL_OPTS_HELP,
                    CLI_SAMPLING_OPTS_HELP);
@@ -84,11 +75,8 @@ int cmd_run(int argc, char **argv) {
                    !strcmp(a, "--file") || !strcmp(a, "-n") || !strcmp(a, "--n-predict") ||
                    !strcmp(a, "--chat-template") || !strcmp(a, "--system") ||
                    !strcmp(a, "--stop")) {
-            if (!has_val) {
-                fprintf(stderr, "m40llm run: option %s needs a value\n", a);
-                return 2;
-            }
-            const char *v = argv[++i];
+            const char *v = cli_option_value(cmd, argc, argv, &i);
+            if (!v) return 2;
             if (!strcmp(a, "-p") || !strcmp(a, "--prompt")) {
                 prompt = v;
             } else if (!strcmp(a, "-f") || !strcmp(a, "--file")) {
@@ -116,30 +104,17 @@ int cmd_run(int argc, char **argv) {
                 stops[n_stop++] = v;
             }
         } else {
-            fprintf(stderr, "m40llm run: unknown option '%s' (m40llm run --help lists them)\n", a);
-            return 2;
+            return cli_unknown_option(cmd, a);
         }
     }
-    if (!mo.model) {
-        fprintf(stderr, "m40llm run: -m MODEL is required (m40llm run --help)\n");
-        return 2;
-    }
+    if (cli_require_model(cmd, &mo)) return 2;
     if (!prompt == !prompt_file) {
         fprintf(stderr, "m40llm run: give exactly one of -p PROMPT or -f PROMPT_FILE\n");
         return 2;
     }
-    ChatTemplate tmpl = CHAT_TMPL_UNKNOWN;
-    if (tmpl_name) {
-        tmpl = chat_template_from_name(tmpl_name);
-        if (tmpl == CHAT_TMPL_UNKNOWN) {
-            fprintf(stderr,
-                    "m40llm run: --chat-template: unknown template '%s' (chatml, llama2, llama3, "
-                    "mistral, zephyr, gemma, phi3)\n",
-                    tmpl_name);
-            return 2;
-        }
-        chat = 1;
-    }
+    ChatTemplate tmpl;
+    if (cli_chat_template(cmd, tmpl_name, &tmpl)) return 2;
+    if (tmpl_name) chat = 1;
     if (system && !chat) {
         fprintf(stderr, "m40llm run: --system needs --chat\n");
         return 2;
@@ -160,7 +135,7 @@ int cmd_run(int argc, char **argv) {
         }
         prompt = file_text;
     }
-    if (!mo.seed_set) mo.sp.seed = time_seed();
+    if (!mo.seed_set) mo.sp.seed = cli_time_seed();
     LOG_DEBUG("seed %llu", (unsigned long long)mo.sp.seed);
 
     int rc = 1, n_ids = 0;

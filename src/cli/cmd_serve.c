@@ -44,8 +44,7 @@ int cmd_serve(int argc, char **argv) {
     long n;
     for (int i = 1; i < argc; i++) {
         const char *a = argv[i];
-        int r = cli_common_option("serve", argc, argv, &i);
-        if (r == 0) r = cli_model_option("serve", &mo, argc, argv, &i);
+        int r = cli_model_cmd_option("serve", &mo, argc, argv, &i);
         if (r < 0) return 2;
         if (r > 0) continue;
         if (!strcmp(a, "-h") || !strcmp(a, "--help")) {
@@ -92,27 +91,15 @@ int cmd_serve(int argc, char **argv) {
         }
         i++;
     }
-    if (!mo.model) {
-        fprintf(stderr, "m40llm serve: -m MODEL is required (m40llm serve --help)\n");
-        return 2;
-    }
+    if (cli_require_model("serve", &mo)) return 2;
     unsigned char addr[16];
     if (strcmp(sp.host, "localhost") && inet_pton(AF_INET, sp.host, addr) != 1 &&
         inet_pton(AF_INET6, sp.host, addr) != 1) {
         fprintf(stderr, "m40llm serve: --host: '%s' is not an IPv4 or IPv6 address\n", sp.host);
         return 2;
     }
-    ChatTemplate forced = CHAT_TMPL_UNKNOWN;
-    if (tmpl_name) {
-        forced = chat_template_from_name(tmpl_name);
-        if (forced == CHAT_TMPL_UNKNOWN) {
-            fprintf(stderr,
-                    "m40llm serve: --chat-template: unknown template '%s' (chatml, llama2, "
-                    "llama3, mistral, zephyr, gemma, phi3)\n",
-                    tmpl_name);
-            return 2;
-        }
-    }
+    ChatTemplate forced;
+    if (cli_chat_template("serve", tmpl_name, &forced)) return 2;
 
     /* SIGINT/SIGTERM are taken by sigwait below; every thread inherits the mask */
     sigset_t sigs;

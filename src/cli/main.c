@@ -32,7 +32,8 @@ static void usage(FILE *out) {
             M40LLM_VERSION);
     for (int i = 0; i < N_COMMANDS; i++)
         fprintf(out, "  %-9s %s\n", COMMANDS[i].name, COMMANDS[i].summary);
-    fprintf(out, "\noptions every command takes: -v (debug log), --log-level error|warn|info|debug\n");
+    fprintf(out,
+            "\noptions every command takes: -v (debug log), --log-level error|warn|info|debug\n");
 }
 
 int main(int argc, char **argv) {

@@ -444,6 +444,18 @@ void cpu_kernels_force_portable(int on) {
     kernels_select();
 }
 
+/* Shared softmax step of attend_f32 / attend_f32_kv32: s[j] = exp(s[j] - mx)
+ * in place; returns 1 / sum(s) (sum in double) for the caller to fold into
+ * the V weights. s: (np), mx = max(s). */
+static float exp_normalizer(float *s, int np, float mx) {
+    double sum = 0;
+    for (int j = 0; j < np; j++) {
+        s[j] = expf(s[j] - mx);
+        sum += s[j];
+    }
+    return (float)(1.0 / sum);
+}
+
 /* FP32 attention over the FP16 cache: scores, max-subtracted softmax, then
  * the weighted sum of V, all in FP32. s: (np) scratch. */
 static void attend_f32(const float *q, const uint16_t *K, const uint16_t *V, int np, int hd,
@@ -453,12 +465,7 @@ static void attend_f32(const float *q, const uint16_t *K, const uint16_t *V, int
         s[j] = dot_f16(q, K + (size_t)j * kvd, hd) * scale;
         if (s[j] > mx) mx = s[j];
     }
-    double sum = 0;
-    for (int j = 0; j < np; j++) {
-        s[j] = expf(s[j] - mx);
-        sum += s[j];
-    }
-    const float inv = (float)(1.0 / sum);
+    const float inv = exp_normalizer(s, np, mx);
     for (int i = 0; i < hd; i++) out[i] = 0;
     for (int j = 0; j < np; j++) axpy_f16(out, V + (size_t)j * kvd, s[j] * inv, hd);
 }
@@ -471,12 +478,7 @@ static void attend_f32_kv32(const float *q, const float *K, const float *V, int 
         s[j] = dot_f32(q, K + (size_t)j * kvd, hd) * scale;
         if (s[j] > mx) mx = s[j];
     }
-    double sum = 0;
-    for (int j = 0; j < np; j++) {
-        s[j] = expf(s[j] - mx);
-        sum += s[j];
-    }
-    const float inv = (float)(1.0 / sum);
+    const float inv = exp_normalizer(s, np, mx);
     for (int i = 0; i < hd; i++) out[i] = 0;
     for (int j = 0; j < np; j++) axpy_f32(out, V + (size_t)j * kvd, s[j] * inv, hd);
 }

@@ -15,13 +15,13 @@
 #include "model/model.h"
 
 typedef struct BackendParams {
-    int n_ctx;         /* KV slots per sequence (<= 0: min(n_ctx_train, 4096)) */
-    int n_seq;         /* concurrent sequences (>= 1) */
-    int n_threads;     /* CPU threads (<= 0: all cores) */
+    int n_ctx;          /* KV slots per sequence (<= 0: min(n_ctx_train, 4096)) */
+    int n_seq;          /* concurrent sequences (>= 1) */
+    int n_threads;      /* CPU threads (<= 0: all cores) */
     const char *device; /* "auto", "cpu", "cuda", "cuda:N" */
-    int require_sm52;  /* refuse any GPU that is not sm_52 */
-    int use_cublas;    /* 1 (default) or 0: custom GEMM kernels for prefill */
-    int quiet;         /* no progress bar */
+    int require_sm52;   /* refuse any GPU that is not sm_52 */
+    int use_cublas;     /* 1 (default) or 0: custom GEMM kernels for prefill */
+    int quiet;          /* no progress bar */
 } BackendParams;
 
 void backend_params_default(BackendParams *p);

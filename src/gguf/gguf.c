@@ -125,32 +125,7 @@ typedef struct Rd {
 
 /* Strict UTF-8 (no overlongs, surrogates or code points > U+10FFFF). */
 static bool utf8_valid(const uint8_t *s, uint64_t n) {
-    uint64_t i = 0;
-    while (i < n) {
-        uint8_t c = s[i];
-        if (c < 0x80) {
-            i++;
-            continue;
-        }
-        int len;
-        uint32_t cp, min;
-        if ((c & 0xE0) == 0xC0)
-            len = 2, cp = c & 0x1F, min = 0x80;
-        else if ((c & 0xF0) == 0xE0)
-            len = 3, cp = c & 0x0F, min = 0x800;
-        else if ((c & 0xF8) == 0xF0)
-            len = 4, cp = c & 0x07, min = 0x10000;
-        else
-            return false;
-        if ((uint64_t)len > n - i) return false;
-        for (int k = 1; k < len; k++) {
-            if ((s[i + k] & 0xC0) != 0x80) return false;
-            cp = (cp << 6) | (s[i + k] & 0x3F);
-        }
-        if (cp < min || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
-        i += (uint64_t)len;
-    }
-    return true;
+    return utf8_validate(s, (size_t)n) == (size_t)-1;
 }
 
 /* Copies a name from the file into dst for a message: at most ~120 bytes,
@@ -239,28 +214,6 @@ static int rd_str(Rd *r, GgufString *out, const char *what) {
     return 0;
 }
 
-static size_t value_size(uint32_t t) {
-    switch (t) {
-    case GGUF_TYPE_UINT8:
-    case GGUF_TYPE_INT8:
-    case GGUF_TYPE_BOOL:
-        return 1;
-    case GGUF_TYPE_UINT16:
-    case GGUF_TYPE_INT16:
-        return 2;
-    case GGUF_TYPE_UINT32:
-    case GGUF_TYPE_INT32:
-    case GGUF_TYPE_FLOAT32:
-        return 4;
-    case GGUF_TYPE_UINT64:
-    case GGUF_TYPE_INT64:
-    case GGUF_TYPE_FLOAT64:
-        return 8;
-    default:
-        return 0;
-    }
-}
-
 static void free_array(GgufArray *a);
 
 static void free_value(GgufValue *v) {
@@ -297,7 +250,7 @@ static int rd_array(Rd *r, GgufArray *a, int depth) {
     a->type = (GgufValueType)et;
     uint64_t at_n = r->pos;
     if (rd_u64(r, &n, "array length")) return -1;
-    size_t es = value_size(et);
+    size_t es = gguf_value_type_size(et);
     uint64_t min_elem = es ? es : (et == GGUF_TYPE_STRING ? 8 : 12);
     if (n > rd_left(r) / min_elem)
         return rd_fail(r, at_n,
@@ -357,7 +310,7 @@ static int rd_value(Rd *r, uint32_t type, GgufValue *v) {
     default:
         break;
     }
-    size_t es = value_size(type);
+    size_t es = gguf_value_type_size(type);
     if (!es) return rd_fail(r, at, "unknown value type %" PRIu32, type);
     if (rd_need(r, es, gguf_value_type_name(type))) return -1;
     switch (type) {

@@ -118,6 +118,10 @@ typedef enum GgufValueType {
 } GgufValueType;
 
 const char *gguf_value_type_name(uint32_t t);
+/* Bytes of one fixed-size value of type t as stored in a file (1/2/4/8);
+ * 0 for STRING, ARRAY and unknown types. Shared by reader, writer and
+ * `inspect` so all three agree on the element layout. */
+size_t gguf_value_type_size(uint32_t t);
 
 typedef struct GgufString {
     char *s;      /* NUL-terminated copy (may contain inner NULs; use len) */

@@ -80,28 +80,6 @@ void gguf_writer_free(GgufWriter *w) {
     free(w);
 }
 
-static size_t elem_size(uint32_t t) {
-    switch (t) {
-    case GGUF_TYPE_UINT8:
-    case GGUF_TYPE_INT8:
-    case GGUF_TYPE_BOOL:
-        return 1;
-    case GGUF_TYPE_UINT16:
-    case GGUF_TYPE_INT16:
-        return 2;
-    case GGUF_TYPE_UINT32:
-    case GGUF_TYPE_INT32:
-    case GGUF_TYPE_FLOAT32:
-        return 4;
-    case GGUF_TYPE_UINT64:
-    case GGUF_TYPE_INT64:
-    case GGUF_TYPE_FLOAT64:
-        return 8;
-    default:
-        return 0;
-    }
-}
-
 /* Slot for `key`: replaces an existing value (keeps its position). */
 static GgufValue *wr_slot(GgufWriter *w, const char *key) {
     for (uint64_t i = 0; i < w->n_kv; i++)
@@ -154,7 +132,7 @@ void gguf_writer_set_str(GgufWriter *w, const char *key, const char *v) {
 
 void gguf_writer_set_arr(GgufWriter *w, const char *key, GgufValueType elem, const void *data,
                          uint64_t n) {
-    size_t es = elem_size(elem);
+    size_t es = gguf_value_type_size(elem);
     if (!es) {
         wr_defer(w, "gguf writer: key '%s': array element type %s is not a number type", key,
                  gguf_value_type_name(elem));
@@ -207,7 +185,7 @@ static void copy_array(GgufArray *dst, const GgufArray *src) {
         for (uint64_t i = 0; i < src->n; i++) copy_array(&d[i], &s[i]);
         dst->data = d;
     } else {
-        size_t es = elem_size(src->type);
+        size_t es = gguf_value_type_size(src->type);
         dst->data = xmalloc((size_t)(src->n * es));
         memcpy(dst->data, src->data, (size_t)(src->n * es));
     }
@@ -311,7 +289,7 @@ static void buf_array(Buf *b, const GgufArray *a) {
         const GgufArray *s = a->data;
         for (uint64_t i = 0; i < a->n; i++) buf_array(b, &s[i]);
     } else if (a->n) {
-        buf_put(b, a->data, (size_t)(a->n * elem_size(a->type)));
+        buf_put(b, a->data, (size_t)(a->n * gguf_value_type_size(a->type)));
     }
 }
 
@@ -330,7 +308,7 @@ static void buf_value(Buf *b, const GgufValue *v) {
         break;
     }
     default:
-        buf_put(b, &v->u64, elem_size(v->type));
+        buf_put(b, &v->u64, gguf_value_type_size(v->type));
         break; /* union: low bytes (LE) */
     }
 }

@@ -40,13 +40,20 @@ static inline int nearest_int(float f) {
 
 /* ------------------------------------------------------------ legacy types */
 
-static void q_q4_0(const float *x, BlockQ4_0 *y) {
+/* The first of x[0..32) with the largest |x| (sign kept), 0 when all are
+ * 0: the scale source of Q4_0 / Q5_0, as ggml's reference quantizers. */
+static float signed_absmax32(const float *x) {
     float amax = 0.0f, max = 0.0f;
     for (int j = 0; j < 32; j++)
         if (fabsf(x[j]) > amax) {
             amax = fabsf(x[j]);
             max = x[j];
         }
+    return max;
+}
+
+static void q_q4_0(const float *x, BlockQ4_0 *y) {
+    const float max = signed_absmax32(x);
     /* the extreme value maps to -8 (the asymmetric end of the range) */
     const float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
     y->d = f32_to_fp16(d);
@@ -74,12 +81,7 @@ static void q_q4_1(const float *x, BlockQ4_1 *y) {
 }
 
 static void q_q5_0(const float *x, BlockQ5_0 *y) {
-    float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < 32; j++)
-        if (fabsf(x[j]) > amax) {
-            amax = fabsf(x[j]);
-            max = x[j];
-        }
+    const float max = signed_absmax32(x);
     const float d = max / -16.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
     y->d = f32_to_fp16(d);
     uint32_t qh = 0;

@@ -19,46 +19,11 @@ typedef struct BpeBigram { /* 16 bytes: the heap is the hot data */
     uint32_t size;
 } BpeBigram;
 
-typedef struct BpeHeap {
-    BpeBigram *v;
-    size_t n, cap;
-} BpeHeap;
-
 static int bpe_above(const BpeBigram *a, const BpeBigram *b) {
     return a->rank < b->rank || (a->rank == b->rank && a->left < b->left);
 }
 
-static void heap_push(BpeHeap *h, BpeBigram b) {
-    if (h->n == h->cap) {
-        h->cap = h->cap ? h->cap * 2 : 64;
-        h->v = xrealloc(h->v, h->cap * sizeof *h->v);
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 4; /* 4-ary heap: fewer cache misses */
-        if (!bpe_above(&b, &h->v[p])) break;
-        h->v[i] = h->v[p];
-        i = p;
-    }
-    h->v[i] = b;
-}
-
-static BpeBigram heap_pop(BpeHeap *h) {
-    BpeBigram top = h->v[0];
-    BpeBigram last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 4 * i + 1, best = i;
-        const BpeBigram *bv = &last;
-        for (size_t k = c; k < c + 4 && k < h->n; k++)
-            if (bpe_above(&h->v[k], bv)) best = k, bv = &h->v[k];
-        if (best == i) break;
-        h->v[i] = h->v[best];
-        i = best;
-    }
-    if (h->n) h->v[i] = last;
-    return top;
-}
+TOK_HEAP_DEFINE(BpeHeap, BpeBigram, bpe_above)
 
 typedef struct BpeCtx {
     const Tokenizer *t;

@@ -18,47 +18,12 @@ typedef struct SpmBigram { /* 16 bytes: the heap is the hot data */
     uint32_t size;
 } SpmBigram;
 
-typedef struct SpmHeap {
-    SpmBigram *v;
-    size_t n, cap;
-} SpmHeap;
-
 /* a ranks above b: higher score, then smaller left index. */
 static int spm_above(const SpmBigram *a, const SpmBigram *b) {
     return a->score > b->score || (a->score == b->score && a->left < b->left);
 }
 
-static void heap_push(SpmHeap *h, SpmBigram b) {
-    if (h->n == h->cap) {
-        h->cap = h->cap ? h->cap * 2 : 64;
-        h->v = xrealloc(h->v, h->cap * sizeof *h->v);
-    }
-    size_t i = h->n++;
-    while (i > 0) {
-        size_t p = (i - 1) / 4; /* 4-ary heap: fewer cache misses */
-        if (!spm_above(&b, &h->v[p])) break;
-        h->v[i] = h->v[p];
-        i = p;
-    }
-    h->v[i] = b;
-}
-
-static SpmBigram heap_pop(SpmHeap *h) {
-    SpmBigram top = h->v[0];
-    SpmBigram last = h->v[--h->n];
-    size_t i = 0;
-    for (;;) {
-        size_t c = 4 * i + 1, best = i;
-        const SpmBigram *bv = &last;
-        for (size_t k = c; k < c + 4 && k < h->n; k++)
-            if (spm_above(&h->v[k], bv)) best = k, bv = &h->v[k];
-        if (best == i) break;
-        h->v[i] = h->v[best];
-        i = best;
-    }
-    if (h->n) h->v[i] = last;
-    return top;
-}
+TOK_HEAP_DEFINE(SpmHeap, SpmBigram, spm_above)
 
 static void try_add(const Tokenizer *t, const char *text, SpmSym *sym, SpmHeap *h, int left,
                     int right) {

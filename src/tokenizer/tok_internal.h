@@ -7,6 +7,7 @@
 #include <stdint.h>
 
 #include "base/err.h"
+#include "base/util.h"
 #include "tokenizer/tokenizer.h"
 
 /* Token attributes (bit flags, as llama.cpp's llama_token_attr). */
@@ -86,10 +87,54 @@ void tokpre_free(TokPre *p);
 int tokpre_split(const TokPre *p, const char *text, size_t len,
                  int (*fn)(const char *w, size_t n, void *ud), void *ud, Err *e);
 
+/* TOK_HEAP_DEFINE(Heap, Elem, above) defines a 4-ary min-heap (4-ary: fewer
+ * cache misses) of Elem values, shared by the BPE and SPM merge loops:
+ *   typedef struct Heap { Elem *v; size_t n, cap; } Heap;   (zero-init = empty)
+ *   static void heap_push(Heap *h, Elem b);   grows by doubling (64 first)
+ *   static Elem heap_pop(Heap *h);            requires h->n > 0
+ * `above(const Elem *a, const Elem *b)` is nonzero when a must pop before b;
+ * it must be a strict total order for the merge order to be deterministic.
+ * The caller frees h->v. A macro rather than a void * heap so the comparator
+ * inlines in the tokenizers' hot loop. */
+#define TOK_HEAP_DEFINE(Heap, Elem, above)                                                         \
+    typedef struct Heap {                                                                          \
+        Elem *v;                                                                                   \
+        size_t n, cap;                                                                             \
+    } Heap;                                                                                        \
+    static void heap_push(Heap *h, Elem b) {                                                       \
+        if (h->n == h->cap) {                                                                      \
+            h->cap = h->cap ? h->cap * 2 : 64;                                                     \
+            h->v = xrealloc(h->v, h->cap * sizeof *h->v);                                          \
+        }                                                                                          \
+        size_t i = h->n++;                                                                         \
+        while (i > 0) {                                                                            \
+            size_t p = (i - 1) / 4;                                                                \
+            if (!above(&b, &h->v[p])) break;                                                       \
+            h->v[i] = h->v[p];                                                                     \
+            i = p;                                                                                 \
+        }                                                                                          \
+        h->v[i] = b;                                                                               \
+    }                                                                                              \
+    static Elem heap_pop(Heap *h) {                                                                \
+        Elem top = h->v[0];                                                                        \
+        Elem last = h->v[--h->n];                                                                  \
+        size_t i = 0;                                                                              \
+        for (;;) {                                                                                 \
+            size_t c = 4 * i + 1, best = i;                                                        \
+            const Elem *bv = &last;                                                                \
+            for (size_t k = c; k < c + 4 && k < h->n; k++)                                         \
+                if (above(&h->v[k], bv)) best = k, bv = &h->v[k];                                  \
+            if (best == i) break;                                                                  \
+            h->v[i] = h->v[best];                                                                  \
+            i = best;                                                                              \
+        }                                                                                          \
+        if (h->n) h->v[i] = last;                                                                  \
+        return top;                                                                                \
+    }
+
 /* UTF-8 helpers. */
 size_t utf8_len_lead(unsigned char c); /* 1..4 by the lead byte (1 for invalid) */
-/* Offset of the first invalid byte, or (size_t)-1 when valid. */
-size_t utf8_validate(const unsigned char *s, size_t n);
+/* utf8_validate (strict UTF-8 check) lives in base/util.h. */
 /* Byte-level BPE map: byte -> code point, and its inverse (-1 if none). */
 uint32_t bpe_byte_to_cpt(uint8_t b);
 int bpe_cpt_to_byte(uint32_t cpt);
