@@ -7,7 +7,8 @@
  * every launch streams from DRAM (> 3x L2). Reports GB/s of weight bytes and
  * % of the measured device-to-device copy bandwidth (read + write).
  *
- * usage: matvec_bench [--quick] [--types q4_0,q8_0,...] [--log FILE] */
+ * usage: matvec_bench [--quick] [--nscale] [--types q4_0,q8_0,...] [--log FILE]
+ * (--nscale: n = 1, 2, 4, 8, 16 on every shape, new kernel against the previous one) */
 #include <algorithm>
 #include <cmath>
 #include <cstdio>
@@ -76,13 +77,15 @@ struct Result {
 };
 
 int main(int argc, char **argv) {
-    bool quick = false;
+    bool quick = false, nscale = false;
     std::string only;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = true;
         else if (!strcmp(argv[i], "--types") && i + 1 < argc)
             only = std::string(",") + argv[++i] + ",";
+        else if (!strcmp(argv[i], "--nscale"))
+            nscale = true;
         else if (!strcmp(argv[i], "--log") && i + 1 < argc)
             g_log = fopen(argv[++i], "w");
     }
@@ -162,7 +165,11 @@ int main(int argc, char **argv) {
              * path (2 = default), 102 = the staged v3 kernel (before) */
             std::vector<Var> vars = {{1, 0, "n1_def"}, {1, 102, "n1_o2"}, {1, 1, "n1_r1"},
                                      {1, 2, "n1_r2"},  {4, 0, "n4"},      {8, 0, "n8"}};
-            if (sh.rows == 4096 && sh.cols == 4096) {
+            if (nscale) /* n-scaling: new kernel (nN) against the previous one (nN_old) */
+                vars = {{1, 0, "n1_def"},   {2, 0, "n2"},       {2, 200, "n2_old"},
+                        {4, 0, "n4"},       {4, 200, "n4_old"}, {8, 0, "n8"},
+                        {8, 200, "n8_old"}, {16, 0, "n16"},     {16, 200, "n16_old"}};
+            else if (sh.rows == 4096 && sh.cols == 4096) {
                 vars.push_back({2, 0, "n2"});
                 vars.push_back({4, 104, "n4_o"});
                 vars.push_back({16, 0, "n16"});

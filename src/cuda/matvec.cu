@@ -11,8 +11,11 @@
  *    staging of weights). A CTA of FW warps x R rows stages each column tile
  *    of the activations once in shared memory (swizzled: conflict-free float4
  *    reads); the next tile's weights and activations are loaded before the
- *    current one is computed (register double buffering). n > 4 runs in
- *    chunks of 4 vectors (weights re-read once per chunk).
+ *    current one is computed (register double buffering). Used for n = 1, and
+ *    for n <= 4 F16/BF16 and n = 2 Q8_0 (measured faster there).
+ * 1b. mv_grp (same decoders): n = 2..16 for the fast-path types. Weights are
+ *    loaded and decoded once and multiplied with all n vectors; each x value
+ *    read from shared memory serves R rows from registers (launch_grp).
  * 2. matvec_kernel (v3, below): every type; the default for Q2_K, Q3_K, Q6_K,
  *    for Q4_K/Q5_K at n = 1, and for unaligned F16/BF16/K rows. A warp streams
  *    its R rows in tiles of raw bytes through shared memory (16-byte loads when
@@ -440,10 +443,203 @@ void launch_fast(const void *W, int64_t rows, int64_t cols, const float *X, int 
     CUDA_CHECK_LAUNCH();
 }
 
+/* ---- n = 2..16 vectors: mv_grp ----
+ * A warp is G row groups of GL = 32 / G lanes; group g owns R rows and its
+ * lanes walk the units of those rows (GL x KS units per tile). Each weight
+ * unit is loaded and decoded ONCE into registers and then multiplied with all
+ * NV activation vectors (acc: R x NV registers); each x value read from the
+ * shared tile serves the R rows of the lane. The previous scheme (32 lanes on
+ * one row, R = 1, n > 4 in chunks of 4 that re-read the weights) cost almost a
+ * full pass per extra vector. x tiles: NV x TC floats, double-buffered
+ * (<= 32 KB). Configuration per type and NV: launch_grp. */
+template <class U, int NV, int R, int KS, int G>
+__global__ void __launch_bounds__(FW * 32)
+    mv_grp(const uint8_t *__restrict__ W, int rows, long long row_bytes, int nunits,
+           const float *__restrict__ X, int cols, int n, float *__restrict__ Y,
+           const float *__restrict__ bias, int accumulate) {
+    constexpr int GL = 32 / G;                               /* lanes per row group */
+    constexpr int TU = GL * KS;                              /* units per tile and row */
+    constexpr int TC = TU * U::UC;                           /* columns per tile */
+    constexpr int TF4 = TC / 4;                              /* float4 per tile and vector */
+    constexpr int XR = (NV * TF4 + FW * 32 - 1) / (FW * 32); /* staged float4 per thread */
+    static_assert(2 * NV * TF4 * 16 <= 32768, "x tile too large");
+    __shared__ float4 xs[2][NV][TF4];
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int gl = lane & (GL - 1), grp = lane / GL;
+    const int row0 = ((blockIdx.x * FW + warp) * G + grp) * R;
+    const uint8_t *wr[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) wr[r] = W + (long long)min(row0 + r, rows - 1) * row_bytes;
+    float acc[R][NV];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int v = 0; v < NV; v++) acc[r][v] = 0.0f;
+    const int nt = (cols + TC - 1) / TC;
+    typename U::Regs ba[R][KS], bb[R][KS];
+    float4 xr[XR];
+
+    auto load = [&](int t, typename U::Regs(&b)[R][KS]) {
+#pragma unroll
+        for (int k = 0; k < KS; k++) {
+            const int u = t * TU + GL * k + gl;
+            if (u < nunits) {
+#pragma unroll
+                for (int r = 0; r < R; r++) U::load(wr[r], u, b[r][k]);
+            }
+        }
+    };
+    auto xload = [&](int t) {
+#pragma unroll
+        for (int i = 0; i < XR; i++) {
+            const int e = threadIdx.x + FW * 32 * i;
+            const int v = e / TF4, f = e % TF4;
+            const int col = t * TC + 4 * f;
+            if (v < n && e < NV * TF4 && col < cols)
+                xr[i] = __ldg(reinterpret_cast<const float4 *>(X + (long long)v * cols + col));
+        }
+    };
+    auto xstore = [&](int t) {
+#pragma unroll
+        for (int i = 0; i < XR; i++) {
+            const int e = threadIdx.x + FW * 32 * i;
+            const int v = e / TF4, f = e % TF4;
+            const int col = t * TC + 4 * f;
+            if (v < n && e < NV * TF4 && col < cols) xs[t & 1][v][U::swz(f)] = xr[i];
+        }
+    };
+    auto compute = [&](int t, const typename U::Regs(&b)[R][KS]) {
+#pragma unroll
+        for (int k = 0; k < KS; k++) {
+            const int ul = GL * k + gl;
+            if (t * TU + ul < nunits) {
+                typename U::Dec d[R];
+#pragma unroll
+                for (int r = 0; r < R; r++) U::decode(b[r][k], ul, d[r]);
+#pragma unroll
+                for (int v = 0; v < NV; v++) {
+                    if (v < n) {
+                        typename U::XV xv;
+                        U::loadx(xs[t & 1][v], ul, xv);
+#pragma unroll
+                        for (int r = 0; r < R; r++) acc[r][v] = U::dot(d[r], xv, acc[r][v]);
+                    }
+                }
+            }
+        }
+    };
+
+    load(0, ba);
+    xload(0);
+    xstore(0);
+    __syncthreads();
+    for (int t = 0; t < nt; t += 2) {
+        if (t + 1 < nt) {
+            load(t + 1, bb);
+            xload(t + 1);
+        }
+        compute(t, ba);
+        if (t + 1 < nt) xstore(t + 1);
+        __syncthreads();
+        if (t + 1 >= nt) break;
+        if (t + 2 < nt) {
+            load(t + 2, ba);
+            xload(t + 2);
+        }
+        compute(t + 1, bb);
+        if (t + 2 < nt) xstore(t + 2);
+        __syncthreads();
+    }
+
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const int row = row0 + r;
+#pragma unroll
+        for (int v = 0; v < NV; v++) {
+            float s = acc[r][v];
+#pragma unroll
+            for (int o = GL / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
+            if (gl == 0 && v < n && row < rows) {
+                const long long idx = (long long)v * rows + row;
+                float y = s + (bias ? bias[row] : 0.0f);
+                if (accumulate) y += Y[idx];
+                Y[idx] = y;
+            }
+        }
+    }
+}
+
+template <class U, int NV, int R>
+void launch_grp(const void *W, int64_t rows, int64_t cols, const float *X, int n, float *Y,
+                const float *bias, int accumulate, cudaStream_t s) {
+    /* Shared memory delivers one float per lane and clock per 32 lanes (a
+     * 128-bit LDS is served per quarter warp even when the groups read the
+     * same address), a quarter of the FMA rate: for NV >= 8 each x value
+     * read must serve several rows from registers. F16/BF16: G = 1 (32
+     * lanes on R = 4 rows), Q/K blocks: G = 4 groups x R = 2 rows (R = 1
+     * for K types with few rows). NV <= 4 (memory bound): R = 1. */
+    constexpr bool H = U::UC == 8;
+    constexpr int G = H && R > 1 ? 1 : 4;
+    /* units per lane and tile (x tile <= 256 columns at NV = 16: <= 32 KB, staging
+     * registers <= 8 float4): F16/BF16 (8 columns) 4 or 2, 32-column units 2 or 1 */
+    constexpr int KS = H ? (NV >= 16 ? 1 : NV >= 8 ? 2 : 4) : (NV >= 16 || R > 1 ? 1 : 2);
+    const long long nb = cols / U::QKB;
+    const long long row_bytes = nb * U::BYTES;
+    const int nunits = (int)(cols / U::UC);
+    constexpr int PER = FW * G * R; /* rows per CTA */
+    const unsigned grid = (unsigned)((rows + PER - 1) / PER);
+    mv_grp<U, NV, R, KS, G><<<grid, FW * 32, 0, s>>>((const uint8_t *)W, (int)rows, row_bytes,
+                                                     nunits, X, (int)cols, n, Y, bias, accumulate);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* n = 2..16. Rows per lane group (measured on H200, bench/matvec_notes.md):
+ * F16/BF16 4, Q*_0/Q*_1 2, K types 2 from 8192 rows on (1 below, and always
+ * for Q5_K at NV = 16: 255 registers) */
+template <class U>
+void launch_grp_n(const void *W, int64_t rows, int64_t cols, const float *X, int n, float *Y,
+                  const float *bias, int accumulate, cudaStream_t s) {
+    constexpr bool H = U::UC == 8, K = U::QKB == 256;
+    if (n <= 2) {
+        launch_grp<U, 2, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
+    } else if (n <= 4) {
+        launch_grp<U, 4, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
+    } else if (n <= 8) {
+        if constexpr (H)
+            launch_grp<U, 8, 4>(W, rows, cols, X, n, Y, bias, accumulate, s);
+        else if constexpr (K) {
+            if (rows < 8192)
+                launch_grp<U, 8, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
+            else
+                launch_grp<U, 8, 2>(W, rows, cols, X, n, Y, bias, accumulate, s);
+        } else
+            launch_grp<U, 8, 2>(W, rows, cols, X, n, Y, bias, accumulate, s);
+    } else {
+        if constexpr (H)
+            launch_grp<U, 16, 4>(W, rows, cols, X, n, Y, bias, accumulate, s);
+        else if constexpr (K && U::BYTES == 176)
+            launch_grp<U, 16, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
+        else if constexpr (K) {
+            if (rows < 8192)
+                launch_grp<U, 16, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
+            else
+                launch_grp<U, 16, 2>(W, rows, cols, X, n, Y, bias, accumulate, s);
+        } else
+            launch_grp<U, 16, 2>(W, rows, cols, X, n, Y, bias, accumulate, s);
+    }
+}
+
 /* r: rows per warp (0 = default) */
 template <class U>
 void launch_fast_n(const void *W, int64_t rows, int64_t cols, const float *X, int n, float *Y,
                    const float *bias, int accumulate, cudaStream_t s, int r) {
+    /* n = 2 for F16/BF16/Q8_0 and n = 3, 4 for F16/BF16: the previous kernel
+     * (32 lanes per row, measured faster there) */
+    const bool prev = U::UC == 8 ? n <= 4 : (U::BYTES == 34 && n == 2);
+    if (n > 1 && r != 200 && !prev) {
+        launch_grp_n<U>(W, rows, cols, X, n, Y, bias, accumulate, s);
+        return;
+    }
     for (int i0 = 0; i0 < n; i0 += 4) { /* > 4 vectors: chunks of 4 (weights re-read) */
         const int m = min(4, n - i0);
         const float *Xi = X + (long long)i0 * cols;
@@ -533,7 +729,9 @@ void cuda_matvec_variant(uint32_t type, const void *W, int64_t rows, int64_t col
     /* r1: 0 default; 1, 2: rows per warp of the fast path (n == 1; types it
      * does not take use v3 with that R); 101, 102, 104: the staged (v3) kernel
      * with 1, 2, 4 rows per warp */
-    if (r1 < 100 && fast_dispatch(type, W, rows, cols, X, n, Y, bias, accumulate, s, r1)) return;
+    if ((r1 < 100 || r1 == 200) &&
+        fast_dispatch(type, W, rows, cols, X, n, Y, bias, accumulate, s, r1))
+        return;
     if (r1 > 100) r1 -= 100;
     if ((type == GGML_TYPE_F16 || type == GGML_TYPE_BF16) && cols % 8 != 0) {
         half_scalar(type, W, rows, cols, X, n, Y, bias, accumulate, s);
