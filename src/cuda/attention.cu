@@ -1,8 +1,9 @@
 /* attention.cu - causal attention over the FP16 KV cache, flash-decoding
  * style: every block computes one (item, kv head, span of positions) with an
- * online softmax for all query heads of the group, and a combine kernel
- * merges the spans. Serves decode (one item per sequence) and prefill (one
- * item per prompt token). FP32 math; halves only converted. */
+ * online softmax for all query heads of the group; the last block of an
+ * (item, kv head) to finish merges the spans (one span: written directly).
+ * Decode can fuse RoPE and the KV-cache store (CudaAttnArgs.fuse_rope). Serves decode (one item per
+ * sequence) and prefill (one item per prompt token). FP32 math; halves only converted. */
 #include <cmath>
 
 #include "cuda/cuda_common.cuh"
@@ -17,16 +18,20 @@
 /* grid (n_kv_heads, n_split, n_items). Dynamic shared memory:
  * qs[G*hd], sc[G*ATTN_SUB], m[G], l[G], rescale[G]. */
 static __global__ void __launch_bounds__(ATTN_THREADS) attn_span_kernel(CudaAttnArgs a) {
+    cuda_pdl_wait();
     const int kvh = blockIdx.x, split = blockIdx.y, item = blockIdx.z;
     const int hd = a.head_dim, G = a.n_heads / a.n_kv_heads;
-    const int len = a.d_pos[item] + 1;
+    const int pos = a.d_pos[item];
+    const int len = pos + 1;
     const int start = split * a.span;
-    if (start >= len) return; /* empty span: the combine kernel skips it */
+    if (start >= len) return; /* empty span: not counted */
     const int end = min(start + a.span, len);
+    const int n_valid = min(a.n_split, (len + a.span - 1) / a.span);
     const int seq = a.d_seq[item];
     const int kvd = a.kv.kvd;
-    const __half *K = a.kv.kv_l + (int64_t)(2 * seq) * a.kv.n_ctx * kvd + kvh * hd;
-    const __half *V = a.kv.kv_l + (int64_t)(2 * seq + 1) * a.kv.n_ctx * kvd + kvh * hd;
+    __half *Kw = a.kv.kv_l + (int64_t)(2 * seq) * a.kv.n_ctx * kvd + kvh * hd;
+    __half *Vw = a.kv.kv_l + (int64_t)(2 * seq + 1) * a.kv.n_ctx * kvd + kvh * hd;
+    const __half *K = Kw, *V = Vw;
 
     extern __shared__ float smem[];
     float *qs = smem;                /* (G, hd) */
@@ -34,11 +39,30 @@ static __global__ void __launch_bounds__(ATTN_THREADS) attn_span_kernel(CudaAttn
     float *mrow = sc + G * ATTN_SUB; /* (G) */
     float *lrow = mrow + G;
     float *resc = lrow + G;
+    __shared__ int s_last;
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const float qscale = 1.0f / sqrtf((float)hd);
     const float *qg = a.q + (int64_t)item * a.n_heads * hd + (int64_t)kvh * G * hd;
-    for (int i = tid; i < G * hd; i += ATTN_THREADS) qs[i] = qg[i] * qscale;
+    if (a.fuse_rope) {
+        const int rd = a.rope.rope_dim;
+        for (int i = tid; i < G * hd; i += ATTN_THREADS) {
+            const int g = i / hd, d = i - g * hd;
+            const float x = d < rd ? cuda_rope_elem(qg + g * hd, d, pos, a.rope) : qg[i];
+            qs[i] = x * qscale;
+        }
+        if (start <= pos && pos < end) { /* this block's span holds the new position */
+            const float *kt = a.k_new + (int64_t)item * kvd + kvh * hd;
+            const float *vt = a.v_new + (int64_t)item * kvd + kvh * hd;
+            __half *kc = Kw + (int64_t)pos * kvd, *vc = Vw + (int64_t)pos * kvd;
+            for (int d = tid; d < hd; d += ATTN_THREADS) {
+                kc[d] = __float2half_rn(d < rd ? cuda_rope_elem(kt, d, pos, a.rope) : kt[d]);
+                vc[d] = __float2half_rn(vt[d]);
+            }
+        }
+    } else {
+        for (int i = tid; i < G * hd; i += ATTN_THREADS) qs[i] = qg[i] * qscale;
+    }
     for (int g = tid; g < G; g += ATTN_THREADS) {
         mrow[g] = -INFINITY;
         lrow[g] = 0.0f;
@@ -46,7 +70,7 @@ static __global__ void __launch_bounds__(ATTN_THREADS) attn_span_kernel(CudaAttn
     float acc[ATTN_MAX_PAIRS];
 #pragma unroll
     for (int k = 0; k < ATTN_MAX_PAIRS; k++) acc[k] = 0.0f;
-    __syncthreads();
+    __syncthreads(); /* also orders the K/V store above before the reads below */
 
     for (int p0 = start; p0 < end; p0 += ATTN_SUB) {
         const int cnt = min(ATTN_SUB, end - p0);
@@ -119,6 +143,18 @@ static __global__ void __launch_bounds__(ATTN_THREADS) attn_span_kernel(CudaAttn
         __syncthreads();
     }
 
+    if (n_valid == 1) { /* the only span: normalize and write the output */
+#pragma unroll
+        for (int k = 0; k < ATTN_MAX_PAIRS; k++) {
+            const int idx = tid + k * ATTN_THREADS;
+            if (idx < G * hd) {
+                const int g = idx / hd;
+                a.out[(int64_t)item * a.n_heads * hd + (int64_t)kvh * G * hd + idx] =
+                    acc[k] / lrow[g];
+            }
+        }
+        return;
+    }
 #pragma unroll
     for (int k = 0; k < ATTN_MAX_PAIRS; k++) {
         const int idx = tid + k * ATTN_THREADS;
@@ -134,26 +170,43 @@ static __global__ void __launch_bounds__(ATTN_THREADS) attn_span_kernel(CudaAttn
         ml[0] = mrow[g];
         ml[1] = lrow[g];
     }
-}
-
-/* grid (n_heads, n_items): merges the non-empty spans. */
-static __global__ void attn_combine_kernel(CudaAttnArgs a) {
-    const int h = blockIdx.x, item = blockIdx.y, hd = a.head_dim;
-    const int len = a.d_pos[item] + 1;
-    const int n_valid = min(a.n_split, (len + a.span - 1) / a.span);
-    const int64_t base = ((int64_t)item * a.n_heads + h) * a.n_split;
-    float M = -INFINITY;
-    for (int c = 0; c < n_valid; c++) M = fmaxf(M, a.part_ml[(base + c) * 2]);
-    float L = 0.0f;
-    for (int c = 0; c < n_valid; c++)
-        L += expf(a.part_ml[(base + c) * 2] - M) * a.part_ml[(base + c) * 2 + 1];
-    const float inv = 1.0f / L;
-    float *o = a.out + (int64_t)item * a.n_heads * hd + (int64_t)h * hd;
-    for (int d = threadIdx.x; d < hd; d += blockDim.x) {
-        float s = 0.0f;
+    /* the last block of this (item, kv head) to finish merges the spans */
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) {
+        int *cnt = a.counters + (int64_t)item * a.n_kv_heads + kvh;
+        const int prev = atomicAdd(cnt, 1);
+        s_last = prev == n_valid - 1;
+        if (s_last) *cnt = 0; /* every other block has counted: reset for the next call */
+    }
+    __syncthreads();
+    if (!s_last) return;
+    __threadfence();
+    for (int g = warp; g < G; g += ATTN_WARPS) {
+        const float *ml = a.part_ml + ((int64_t)item * a.n_heads + kvh * G + g) * a.n_split * 2;
+        float M = -INFINITY;
+        for (int c = lane; c < n_valid; c += 32) M = fmaxf(M, __ldcg(ml + 2 * c));
+        M = warp_max(M);
+        float L = 0.0f;
+        for (int c = lane; c < n_valid; c += 32)
+            L += expf(__ldcg(ml + 2 * c) - M) * __ldcg(ml + 2 * c + 1);
+        L = warp_sum(L);
+        if (lane == 0) {
+            mrow[g] = M;
+            lrow[g] = 1.0f / L;
+        }
+    }
+    __syncthreads();
+    for (int idx = tid; idx < G * hd; idx += ATTN_THREADS) {
+        const int g = idx / hd, d = idx - g * hd;
+        const int64_t base = (int64_t)item * a.n_heads + kvh * G + g;
+        const float *ml = a.part_ml + base * a.n_split * 2;
+        const float *po = a.part_o + base * a.n_split * hd + d;
+        const float M = mrow[g];
+        float sacc = 0.0f;
         for (int c = 0; c < n_valid; c++)
-            s += expf(a.part_ml[(base + c) * 2] - M) * a.part_o[(base + c) * hd + d];
-        o[d] = s * inv;
+            sacc += expf(__ldcg(ml + 2 * c) - M) * __ldcg(po + (int64_t)c * hd);
+        a.out[(int64_t)item * a.n_heads * hd + base % a.n_heads * hd + d] = sacc * lrow[g];
     }
 }
 
@@ -162,9 +215,6 @@ void cuda_attention(const CudaAttnArgs *a, cudaStream_t s) {
     const int G = a->n_heads / a->n_kv_heads;
     const size_t smem = sizeof(float) * ((size_t)G * a->head_dim + (size_t)G * ATTN_SUB + 3 * G);
     dim3 grid(a->n_kv_heads, a->n_split, a->n_items);
-    attn_span_kernel<<<grid, ATTN_THREADS, smem, s>>>(*a);
-    CUDA_CHECK_LAUNCH();
-    dim3 grid2(a->n_heads, a->n_items);
-    attn_combine_kernel<<<grid2, a->head_dim >= 128 ? 128 : 64, 0, s>>>(*a);
+    cuda_launch(attn_span_kernel, grid, ATTN_THREADS, smem, s, *a);
     CUDA_CHECK_LAUNCH();
 }

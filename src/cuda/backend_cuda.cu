@@ -43,6 +43,9 @@ struct DevW {
 struct DevLayer {
     const float *attn_norm, *ffn_norm, *bq, *bk, *bv;
     DevW wq, wk, wv, wo, w_gate, w_up, w_down;
+    /* wq|wk|wv and w_gate|w_up stored as one matrix each (rows stacked, same
+     * type); wq.. are views into them. data NULL when the types differ. */
+    DevW wqkv, w_gu;
 };
 
 /* Activations for up to `cap` tokens of one stream. */
@@ -50,9 +53,10 @@ struct Scratch {
     int cap;
     float *x;       /* (cap, dim) residual stream */
     float *xb;      /* (cap, max(dim, q_dim)) normed input / attention output */
-    float *q;       /* (cap, q_dim) */
+    float *q;       /* (cap, q_dim + 2 kvd): one token's fused q|k|v output fits */
     float *k, *v;   /* (cap, kvd) */
-    float *hg, *hu; /* (cap, ffn) */
+    float *hg, *hu; /* (cap, 2 ffn) one token's fused gate|up output fits; (cap, ffn) */
+    int *attn_cnt;  /* (cap, n_kv_heads) attention span counters, kept zero */
     float *logits;  /* (logit_rows, n_vocab) */
     int logit_rows;
     int32_t *ids; /* (3, cap): tokens, seq ids, positions */
@@ -103,7 +107,8 @@ static int env_off(const char *name) {
 static size_t scratch_bytes(const ModelConfig *c, int cap, int logit_rows, int n_split) {
     const int q_dim = c->n_heads * c->head_dim, kvd = c->n_kv_heads * c->head_dim;
     const size_t xb = (size_t)std::max(c->dim, q_dim);
-    size_t f = (size_t)cap * (c->dim + xb + q_dim + 2 * kvd + 2 * (size_t)c->ffn_dim);
+    size_t f = (size_t)cap * (c->dim + xb + q_dim + 4 * kvd + 3 * (size_t)c->ffn_dim);
+    f += (size_t)cap * c->n_kv_heads;
     f += (size_t)logit_rows * c->n_vocab;
     f += (size_t)cap * c->n_heads * n_split * (c->head_dim + 2);
     return f * sizeof(float) + 3 * (size_t)cap * sizeof(int32_t) + 16 * 256;
@@ -119,15 +124,17 @@ static void scratch_alloc(Scratch *S, const ModelConfig *c, int cap, int logit_r
     S->n_split = n_split;
     CUDA_CHECK(cudaMalloc(&S->x, sizeof(float) * cap * c->dim));
     CUDA_CHECK(cudaMalloc(&S->xb, sizeof(float) * cap * xb));
-    CUDA_CHECK(cudaMalloc(&S->q, sizeof(float) * cap * q_dim));
+    CUDA_CHECK(cudaMalloc(&S->q, sizeof(float) * cap * (q_dim + 2 * kvd)));
     CUDA_CHECK(cudaMalloc(&S->k, sizeof(float) * cap * kvd));
     CUDA_CHECK(cudaMalloc(&S->v, sizeof(float) * cap * kvd));
-    CUDA_CHECK(cudaMalloc(&S->hg, sizeof(float) * cap * (size_t)c->ffn_dim));
+    CUDA_CHECK(cudaMalloc(&S->hg, sizeof(float) * cap * 2 * (size_t)c->ffn_dim));
     CUDA_CHECK(cudaMalloc(&S->hu, sizeof(float) * cap * (size_t)c->ffn_dim));
     CUDA_CHECK(cudaMalloc(&S->logits, sizeof(float) * (size_t)logit_rows * c->n_vocab));
     CUDA_CHECK(cudaMalloc(&S->ids, sizeof(int32_t) * 3 * cap));
     CUDA_CHECK(cudaMalloc(&S->part_o, sizeof(float) * cap * c->n_heads * n_split * c->head_dim));
     CUDA_CHECK(cudaMalloc(&S->part_ml, sizeof(float) * cap * c->n_heads * n_split * 2));
+    CUDA_CHECK(cudaMalloc(&S->attn_cnt, sizeof(int) * cap * c->n_kv_heads));
+    CUDA_CHECK(cudaMemset(S->attn_cnt, 0, sizeof(int) * cap * c->n_kv_heads));
 }
 
 static void scratch_free(Scratch *S) {
@@ -139,6 +146,8 @@ static void scratch_free(Scratch *S) {
     }
     if (S->ids) cudaFree(S->ids);
     S->ids = NULL;
+    if (S->attn_cnt) cudaFree(S->attn_cnt);
+    S->attn_cnt = NULL;
 }
 
 /* ------------------------------------------------------------ forward */
@@ -153,8 +162,12 @@ static void matmul(CudaBackend *cb, Scratch *S, const DevW *w, const float *X, i
 }
 
 /* Runs the transformer layers for n tokens whose ids, sequence ids and
- * positions are in S->ids (device); leaves the final hidden states in S->x. */
-static void forward_layers(CudaBackend *cb, Scratch *S, int n, int n_split, cudaStream_t s) {
+ * positions are in S->ids (device); leaves the final hidden states in S->x.
+ * decode: every token is a different sequence (RoPE and the KV store are
+ * fused into the attention kernel). One token: Q/K/V and gate/up are one
+ * matvec each (fused matrices). */
+static void forward_layers(CudaBackend *cb, Scratch *S, int n, int n_split, int decode,
+                           cudaStream_t s) {
     const ModelConfig *c = &cb->c;
     const int32_t *d_tok = S->ids, *d_seq = S->ids + S->cap, *d_pos = S->ids + 2 * S->cap;
     cuda_get_rows(cb->tok_embd.type, cb->tok_embd.data, c->dim, d_tok, n, S->x, s);
@@ -164,13 +177,20 @@ static void forward_layers(CudaBackend *cb, Scratch *S, int n, int n_split, cuda
     for (int l = 0; l < c->n_layers; l++) {
         const DevLayer *L = &cb->layers[l];
         cuda_rmsnorm(S->x, L->attn_norm, S->xb, n, c->dim, c->norm_eps, s);
-        matmul(cb, S, &L->wq, S->xb, n, S->q, L->bq, 0, s);
-        matmul(cb, S, &L->wk, S->xb, n, S->k, L->bk, 0, s);
-        matmul(cb, S, &L->wv, S->xb, n, S->v, L->bv, 0, s);
+        float *q = S->q, *k = S->k, *v = S->v;
+        if (n == 1 && L->wqkv.data && n <= cb->matvec_max) {
+            k = q + cb->q_dim;
+            v = k + cb->kvd;
+            matmul(cb, S, &L->wqkv, S->xb, n, q, L->bq, 0, s); /* bq|bk|bv contiguous */
+        } else {
+            matmul(cb, S, &L->wq, S->xb, n, q, L->bq, 0, s);
+            matmul(cb, S, &L->wk, S->xb, n, k, L->bk, 0, s);
+            matmul(cb, S, &L->wv, S->xb, n, v, L->bv, 0, s);
+        }
         CudaKvView kv = {cb->kv + l * layer_stride, cb->b.n_ctx, cb->kvd};
-        cuda_rope_store_kv(&rp, S->q, S->k, S->v, n, d_pos, d_seq, kv, s);
+        if (!decode) cuda_rope_store_kv(&rp, q, k, v, n, d_pos, d_seq, kv, s);
         CudaAttnArgs a;
-        a.q = S->q;
+        a.q = q;
         a.kv = kv;
         a.d_pos = d_pos;
         a.d_seq = d_seq;
@@ -183,12 +203,22 @@ static void forward_layers(CudaBackend *cb, Scratch *S, int n, int n_split, cuda
         a.part_o = S->part_o;
         a.part_ml = S->part_ml;
         a.out = S->xb;
+        a.counters = S->attn_cnt;
+        a.fuse_rope = decode;
+        a.rope = rp;
+        a.k_new = k;
+        a.v_new = v;
         cuda_attention(&a, s);
         matmul(cb, S, &L->wo, S->xb, n, S->x, NULL, 1, s);
         cuda_rmsnorm(S->x, L->ffn_norm, S->xb, n, c->dim, c->norm_eps, s);
-        matmul(cb, S, &L->w_gate, S->xb, n, S->hg, NULL, 0, s);
-        matmul(cb, S, &L->w_up, S->xb, n, S->hu, NULL, 0, s);
-        cuda_swiglu(S->hg, S->hu, S->hg, (int64_t)n * c->ffn_dim, s);
+        if (n == 1 && L->w_gu.data && n <= cb->matvec_max) {
+            matmul(cb, S, &L->w_gu, S->xb, n, S->hg, NULL, 0, s);
+            cuda_swiglu(S->hg, S->hg + c->ffn_dim, S->hg, c->ffn_dim, s);
+        } else {
+            matmul(cb, S, &L->w_gate, S->xb, n, S->hg, NULL, 0, s);
+            matmul(cb, S, &L->w_up, S->xb, n, S->hu, NULL, 0, s);
+            cuda_swiglu(S->hg, S->hu, S->hg, (int64_t)n * c->ffn_dim, s);
+        }
         matmul(cb, S, &L->w_down, S->hg, n, S->x, NULL, 1, s);
     }
 }
@@ -231,7 +261,7 @@ static int cuda_prefill(Backend *b, int seq, const int32_t *tokens, int n, int p
         }
         CUDA_CHECK(cudaMemcpyAsync(S->ids, cb->h_ids, sizeof(int32_t) * 3 * S->cap,
                                    cudaMemcpyHostToDevice, s));
-        forward_layers(cb, S, u, n_split, s);
+        forward_layers(cb, S, u, n_split, 0, s);
         if (logits && all_logits) {
             for (int r = 0; r < u; r += S->logit_rows) {
                 const int nr = std::min(S->logit_rows, u - r);
@@ -256,7 +286,7 @@ static void decode_enqueue(CudaBackend *cb, int nb, cudaStream_t s) {
     Scratch *S = &cb->sd;
     CUDA_CHECK(cudaMemcpyAsync(S->ids, cb->h_ids + 3 * PREFILL_UBATCH, sizeof(int32_t) * 3 * S->cap,
                                cudaMemcpyHostToDevice, s));
-    forward_layers(cb, S, nb, S->n_split, s);
+    forward_layers(cb, S, nb, S->n_split, 1, s);
     forward_logits(cb, S, 0, nb, s);
     CUDA_CHECK(cudaMemcpyAsync(cb->h_logits, S->logits, sizeof(float) * nb * cb->c.n_vocab,
                                cudaMemcpyDeviceToHost, s));
@@ -492,9 +522,11 @@ static void progress(Uploader *u, size_t add) {
     if (pct >= 100) fprintf(stderr, "\n");
 }
 
-static const void *upload_raw(Uploader *u, const void *src, size_t n) {
+/* Copies n bytes to the next free device bytes; the following upload starts
+ * `align` bytes aligned (256, or less to keep stacked matrices contiguous). */
+static const void *upload_raw(Uploader *u, const void *src, size_t n, size_t align = 256) {
     void *dst = u->base + u->off;
-    u->off = align_up(u->off + n, 256);
+    u->off = align_up(u->off + n, align);
     const size_t chunk = (size_t)64 << 20;
     for (size_t o = 0; o < n; o += chunk) {
         size_t m = std::min(chunk, n - o);
@@ -504,7 +536,7 @@ static const void *upload_raw(Uploader *u, const void *src, size_t n) {
     return dst;
 }
 
-static DevW upload_matrix(Uploader *u, const WTensor *t) {
+static DevW upload_matrix(Uploader *u, const WTensor *t, size_t align = 256) {
     DevW w;
     w.rows = t->ne[1];
     w.cols = t->ne[0];
@@ -514,13 +546,43 @@ static DevW upload_matrix(Uploader *u, const WTensor *t) {
         const float *f = (const float *)t->data;
         for (size_t i = 0; i < n; i++) u->conv[i] = f32_to_fp16(f[i]);
         w.type = GGML_TYPE_F16;
-        w.data = upload_raw(u, u->conv.data(), n * 2);
+        w.data = upload_raw(u, u->conv.data(), n * 2, align);
         u->done += n * 2; /* the F32 -> F16 conversion is half of the work */
     } else {
         w.type = t->type;
-        w.data = upload_raw(u, t->data, t->nbytes);
+        w.data = upload_raw(u, t->data, t->nbytes, align);
     }
     return w;
+}
+
+static uint32_t dev_type(const WTensor *t) {
+    return t->type == GGML_TYPE_F32 ? (uint32_t)GGML_TYPE_F16 : t->type;
+}
+
+/* Uploads n matrices of one device type and width as one matrix with their
+ * rows stacked (rows are independent in every type, so views[i] are ordinary
+ * matrices); returns the stacked matrix. When the types or widths differ they
+ * are uploaded one by one and the result has data NULL. */
+static DevW upload_stacked(Uploader *u, const WTensor *const *ts, int n, DevW *views) {
+    DevW f;
+    memset(&f, 0, sizeof f);
+    int same = 1;
+    for (int i = 1; i < n; i++)
+        if (dev_type(ts[i]) != dev_type(ts[0]) || ts[i]->ne[0] != ts[0]->ne[0]) same = 0;
+    if (!same) {
+        for (int i = 0; i < n; i++) views[i] = upload_matrix(u, ts[i]);
+        return f;
+    }
+    const size_t start = u->off;
+    for (int i = 0; i < n; i++) {
+        views[i] = upload_matrix(u, ts[i], 1);
+        f.rows += views[i].rows;
+    }
+    u->off = align_up(u->off, 256);
+    f.data = u->base + start;
+    f.type = views[0].type;
+    f.cols = views[0].cols;
+    return f;
 }
 
 static const float *upload_vector(Uploader *u, const WTensor *t) {
@@ -604,6 +666,8 @@ extern "C" Backend *backend_cuda_create(const Model *m, const BackendParams *p, 
     snprintf(b->name, sizeof b->name, "cuda:%d", dev);
     const int use_cublas = p->use_cublas && !env_off("M40LLM_ENABLE_CUBLAS");
     cb->use_graphs = !env_off("M40LLM_CUDA_GRAPHS");
+    CUDA_CHECK(cudaSetDevice(dev));
+    cuda_pdl_on = cb->prop.major >= 9 && !env_off("M40LLM_CUDA_PDL") && cuda_pdl_supported();
     snprintf(b->desc, sizeof b->desc, "cuda:%d %s sm_%d%d, cuBLAS %s", dev, cb->prop.name,
              cb->prop.major, cb->prop.minor, use_cublas ? "on" : "off");
 
@@ -726,15 +790,31 @@ extern "C" Backend *backend_cuda_create(const Model *m, const BackendParams *p, 
         DevLayer *D = &cb->layers[l];
         D->attn_norm = upload_vector(&u, &L->attn_norm);
         D->ffn_norm = upload_vector(&u, &L->ffn_norm);
-        D->bq = upload_vector(&u, &L->bq);
-        D->bk = upload_vector(&u, &L->bk);
-        D->bv = upload_vector(&u, &L->bv);
-        D->wq = upload_matrix(&u, &L->wq);
-        D->wk = upload_matrix(&u, &L->wk);
-        D->wv = upload_matrix(&u, &L->wv);
+        /* biases bq|bk|bv contiguous when all present (the fused Q/K/V
+         * matvec adds them as one vector); Q/K/V fused only with all or none */
+        const int nb = !!L->bq.data + !!L->bk.data + !!L->bv.data;
+        const size_t bal = nb == 3 ? 4 : 256;
+        D->bq = L->bq.data ? (const float *)upload_raw(&u, L->bq.data, L->bq.nbytes, bal) : NULL;
+        D->bk = L->bk.data ? (const float *)upload_raw(&u, L->bk.data, L->bk.nbytes, bal) : NULL;
+        D->bv = L->bv.data ? (const float *)upload_raw(&u, L->bv.data, L->bv.nbytes, bal) : NULL;
+        u.off = align_up(u.off, 256);
+        {
+            const WTensor *qkv[3] = {&L->wq, &L->wk, &L->wv};
+            DevW views[3];
+            D->wqkv = upload_stacked(&u, qkv, 3, views);
+            D->wq = views[0];
+            D->wk = views[1];
+            D->wv = views[2];
+            if (nb != 0 && nb != 3) D->wqkv.data = NULL;
+        }
         D->wo = upload_matrix(&u, &L->wo);
-        D->w_gate = upload_matrix(&u, &L->w_gate);
-        D->w_up = upload_matrix(&u, &L->w_up);
+        {
+            const WTensor *gu[2] = {&L->w_gate, &L->w_up};
+            DevW views[2];
+            D->w_gu = upload_stacked(&u, gu, 2, views);
+            D->w_gate = views[0];
+            D->w_up = views[1];
+        }
         D->w_down = upload_matrix(&u, &L->w_down);
     }
     if (u.bar && u.last_pct < 100) fprintf(stderr, "\n");

@@ -13,6 +13,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <cstdlib>
+#include <cstring>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -20,7 +21,7 @@
     do {                                                                                           \
         cudaError_t err_ = (call);                                                                 \
         if (err_ != cudaSuccess) {                                                                 \
-            fprintf(stderr, "m40llm: CUDA error %s (%s) in %s at %s:%d\n", cudaGetErrorName(err_),  \
+            fprintf(stderr, "m40llm: CUDA error %s (%s) in %s at %s:%d\n", cudaGetErrorName(err_), \
                     cudaGetErrorString(err_), __func__, __FILE__, __LINE__);                       \
             abort();                                                                               \
         }                                                                                          \
@@ -42,6 +43,48 @@ static __device__ __forceinline__ float warp_max(float v) {
 #pragma unroll
     for (int o = 16; o > 0; o >>= 1) v = fmaxf(v, __shfl_xor_sync(0xffffffffu, v, o));
     return v;
+}
+
+/* ---------------------------------------------------------------------
+ * Programmatic dependent launch (sm_90+, CUDA >= 12.3). The backend's small
+ * kernels are launched with cuda_launch: when cuda_pdl_on, such a kernel may
+ * be scheduled while the previous kernel of the stream drains, and it calls
+ * cuda_pdl_wait() before touching any memory (waits for the previous
+ * kernel's completion and its writes). cuda_pdl_on is set by the backend
+ * (cuda_pdl_supported() and env M40LLM_CUDA_PDL != 0). */
+extern int cuda_pdl_on;
+/* 1 when this binary's kernels for the current device contain the wait. */
+int cuda_pdl_supported(void);
+
+static __device__ __forceinline__ void cuda_pdl_wait() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.wait;" ::: "memory");
+#endif
+}
+
+template <typename... P, typename... A>
+static void cuda_launch(void (*k)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
+                        A... args) {
+#if CUDART_VERSION >= 12030
+    if (cuda_pdl_on) {
+        cudaLaunchConfig_t cfg;
+        memset(&cfg, 0, sizeof cfg);
+        cfg.gridDim = grid;
+        cfg.blockDim = block;
+        cfg.dynamicSmemBytes = smem;
+        cfg.stream = s;
+        cudaLaunchAttribute at[1];
+        memset(at, 0, sizeof at);
+        at[0].id = cudaLaunchAttributeProgrammaticStreamSerialization;
+        at[0].val.programmaticStreamSerializationAllowed = 1;
+        cfg.attrs = at;
+        cfg.numAttrs = 1;
+        if (cudaLaunchKernelEx(&cfg, k, args...) == cudaSuccess) return;
+        cudaGetLastError();
+        cuda_pdl_on = 0; /* not supported here: plain launches from now on */
+    }
+#endif
+    k<<<grid, block, smem, s>>>(args...);
 }
 
 /* ---------------------------------------------------------------------
@@ -95,11 +138,35 @@ void cuda_rmsnorm(const float *x, const float *w, float *y, int n, int dim, floa
 
 struct CudaRopeParams {
     int n_heads, n_kv_heads, head_dim;
-    int rope_dim;    /* rotated dims (<= head_dim) */
-    int neox;        /* 1: pairs (i, i + rope_dim/2); 0: (2i, 2i+1) */
+    int rope_dim;      /* rotated dims (<= head_dim) */
+    int neox;          /* 1: pairs (i, i + rope_dim/2); 0: (2i, 2i+1) */
     float theta_scale; /* powf(freq_base, -2 / rope_dim), computed on the host */
     float pos_scale;   /* positions are multiplied by this (linear scaling) */
 };
+/* Element d (< rope_dim) of one head x after RoPE at position pos; the same
+ * math as cuda_rope_store_kv (and the CPU backend): theta = pos multiplied
+ * i times by theta_scale in float, times pos_scale. */
+static __device__ __forceinline__ float cuda_rope_elem(const float *x, int d, int pos,
+                                                       const CudaRopeParams &p) {
+    int i, a, b;
+    if (p.neox) {
+        const int h = p.rope_dim / 2;
+        i = d < h ? d : d - h;
+        a = i;
+        b = i + h;
+    } else {
+        i = d >> 1;
+        a = 2 * i;
+        b = a + 1;
+    }
+    float theta = (float)pos;
+    for (int j = 0; j < i; j++) theta *= p.theta_scale;
+    const float t = p.pos_scale * theta;
+    const float c = cosf(t), sn = sinf(t);
+    const float x0 = x[a], x1 = x[b];
+    return d == a ? x0 * c - x1 * sn : x0 * sn + x1 * c;
+}
+
 /* Rotates q (n, n_heads*hd) in place and k (n, n_kv*hd), then stores k and v
  * (n, n_kv*hd) as FP16 into the cache at (d_seq[i], d_pos[i]). */
 void cuda_rope_store_kv(const CudaRopeParams *p, float *q, const float *k, const float *v, int n,
@@ -117,19 +184,31 @@ void cuda_fill_random(float *x, int64_t n, uint32_t seed, cudaStream_t s);
  * 0..d_pos[i] of its sequence (causal). Positions are cut into n_split spans
  * of `span` positions; each block does one (item, kv head, span) with an
  * online softmax over all n_heads/n_kv_heads query heads of that kv head,
- * and a combine kernel merges the spans. Spans past an item's length are
+ * and the last block to finish merges the spans. Spans past an item's length are
  * empty (graph-friendly: the grid depends on n_ctx, not on positions). */
 struct CudaAttnArgs {
-    const float *q;    /* (n_items, n_heads * head_dim), RoPE applied */
+    const float *q; /* (n_items, n_heads * head_dim), RoPE applied */
     CudaKvView kv;
-    const int *d_pos;  /* (n_items) */
-    const int *d_seq;  /* (n_items) */
+    const int *d_pos; /* (n_items) */
+    const int *d_seq; /* (n_items) */
     int n_items;
     int n_heads, n_kv_heads, head_dim;
     int span, n_split; /* n_split * span >= max position + 1 */
     float *part_o;     /* (n_items, n_heads, n_split, head_dim) scratch */
     float *part_ml;    /* (n_items, n_heads, n_split, 2) scratch */
     float *out;        /* (n_items, n_heads * head_dim) */
+    /* (n_items, n_kv_heads) ints, zero before the first call and left zero
+     * after each: the last span block of an (item, kv head) to finish merges
+     * the spans (no combine kernel; one span: written directly). */
+    int *counters;
+    /* Decode only (every item a different sequence): when fuse_rope, q is
+     * NOT rotated yet (it is rotated in shared memory, a.q is left as is) and
+     * the block whose span holds d_pos[i] rotates k_new and stores k_new,
+     * v_new (n_items, kvd) into the cache at d_pos[i] before reading it
+     * (replaces cuda_rope_store_kv). */
+    int fuse_rope;
+    CudaRopeParams rope;
+    const float *k_new, *v_new;
 };
 /* Largest (n_heads / n_kv_heads) * head_dim the attention kernel takes. */
 #define CUDA_ATTN_MAX_GROUP_DIMS 2048

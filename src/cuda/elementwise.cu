@@ -3,6 +3,7 @@
 
 static __global__ void swiglu_kernel(const float *__restrict__ g, const float *__restrict__ u,
                                      float *__restrict__ h, int64_t n) {
+    cuda_pdl_wait();
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x) {
         const float x = g[i];
@@ -17,7 +18,7 @@ static int grid_for(int64_t n, int threads) {
 
 void cuda_swiglu(const float *g, const float *u, float *h, int64_t n, cudaStream_t s) {
     if (n <= 0) return;
-    swiglu_kernel<<<grid_for(n, 256), 256, 0, s>>>(g, u, h, n);
+    cuda_launch(swiglu_kernel, grid_for(n, 256), 256, 0, s, g, u, h, n);
     CUDA_CHECK_LAUNCH();
 }
 

@@ -1,13 +1,30 @@
 /* norm_rope.cu - RMSNorm, and RoPE fused with the FP16 KV-cache store. */
 #include "cuda/cuda_common.cuh"
 
-/* One block per row. */
+/* One block per row. PER > 0: the row (dim <= PER * blockDim) is held in
+ * registers and the weights are loaded before the reduction (one pass over
+ * memory, loads issued together: decode rows are latency bound); PER == 0:
+ * any dim, two passes. Same summation order either way. */
+template <int PER>
 static __global__ void rmsnorm_kernel(const float *__restrict__ x, const float *__restrict__ w,
                                       float *__restrict__ y, int dim, float eps) {
+    cuda_pdl_wait();
     const float *xr = x + (int64_t)blockIdx.x * dim;
     float *yr = y + (int64_t)blockIdx.x * dim;
     float ss = 0.0f;
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += xr[i] * xr[i];
+    float xv[PER > 0 ? PER : 1], wv[PER > 0 ? PER : 1];
+    if (PER > 0) {
+#pragma unroll
+        for (int k = 0; k < PER; k++) {
+            const int i = threadIdx.x + k * blockDim.x;
+            xv[k] = i < dim ? xr[i] : 0.0f;
+            wv[k] = i < dim ? w[i] : 0.0f;
+        }
+#pragma unroll
+        for (int k = 0; k < PER; k++) ss += xv[k] * xv[k];
+    } else {
+        for (int i = threadIdx.x; i < dim; i += blockDim.x) ss += xr[i] * xr[i];
+    }
     __shared__ float red[32];
     ss = warp_sum(ss);
     if ((threadIdx.x & 31) == 0) red[threadIdx.x >> 5] = ss;
@@ -19,14 +36,27 @@ static __global__ void rmsnorm_kernel(const float *__restrict__ x, const float *
     }
     __syncthreads();
     const float scale = 1.0f / sqrtf(red[0] / (float)dim + eps);
-    for (int i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * scale * w[i];
+    if (PER > 0) {
+#pragma unroll
+        for (int k = 0; k < PER; k++) {
+            const int i = threadIdx.x + k * blockDim.x;
+            if (i < dim) yr[i] = xv[k] * scale * wv[k];
+        }
+    } else {
+        for (int i = threadIdx.x; i < dim; i += blockDim.x) yr[i] = xr[i] * scale * w[i];
+    }
 }
 
 void cuda_rmsnorm(const float *x, const float *w, float *y, int n, int dim, float eps,
                   cudaStream_t s) {
     if (n <= 0) return;
     int threads = dim >= 1024 ? 1024 : dim >= 256 ? 256 : 64;
-    rmsnorm_kernel<<<n, threads, 0, s>>>(x, w, y, dim, eps);
+    if (dim <= threads * 4)
+        cuda_launch(rmsnorm_kernel<4>, n, threads, 0, s, x, w, y, dim, eps);
+    else if (dim <= threads * 8)
+        cuda_launch(rmsnorm_kernel<8>, n, threads, 0, s, x, w, y, dim, eps);
+    else
+        cuda_launch(rmsnorm_kernel<0>, n, threads, 0, s, x, w, y, dim, eps);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -59,6 +89,7 @@ static __global__ void rope_store_kernel(CudaRopeParams p, float *__restrict__ q
                                          const float *__restrict__ k, const float *__restrict__ v,
                                          const int *__restrict__ d_pos,
                                          const int *__restrict__ d_seq, CudaKvView kv) {
+    cuda_pdl_wait();
     const int t = blockIdx.x, h = blockIdx.y;
     const int pos = d_pos[t];
     const int hd = p.head_dim, half_rd = p.rope_dim / 2;
@@ -98,6 +129,21 @@ void cuda_rope_store_kv(const CudaRopeParams *p, float *q, const float *k, const
                         const int *d_pos, const int *d_seq, CudaKvView kv, cudaStream_t s) {
     if (n <= 0) return;
     dim3 grid(n, p->n_heads + p->n_kv_heads);
-    rope_store_kernel<<<grid, 64, 0, s>>>(*p, q, k, v, d_pos, d_seq, kv);
+    cuda_launch(rope_store_kernel, grid, 64, 0, s, *p, q, k, v, d_pos, d_seq, kv);
     CUDA_CHECK_LAUNCH();
+}
+
+int cuda_pdl_on = 0;
+
+int cuda_pdl_supported(void) {
+    cudaFuncAttributes fa;
+    if (cudaFuncGetAttributes(&fa, rmsnorm_kernel<4>) != cudaSuccess) {
+        cudaGetLastError();
+        return 0;
+    }
+#if CUDART_VERSION >= 12030
+    return fa.binaryVersion >= 90 && fa.ptxVersion >= 90;
+#else
+    return 0;
+#endif
 }

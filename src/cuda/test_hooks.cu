@@ -1,5 +1,6 @@
 /* test_hooks.cu - extern "C" hooks for tests and benchmarks
  * (cuda_test_hooks_core.h). */
+#include <cstring>
 #include <vector>
 
 #include "cuda/cuda_common.cuh"
@@ -19,7 +20,7 @@ int cuda_test_attention(const float *q, const uint16_t *k, const uint16_t *v, co
     CUDA_CHECK(cudaStreamCreate(&s));
     __half *kv;
     float *dq, *dout, *po, *pml;
-    int *dpos, *dseq;
+    int *dpos, *dseq, *dcnt;
     CUDA_CHECK(cudaMalloc(&kv, sizeof(__half) * 2 * (size_t)n_ctx * kvd));
     CUDA_CHECK(cudaMemcpy(kv, k, 2 * (size_t)n_ctx * kvd, cudaMemcpyHostToDevice));
     CUDA_CHECK(
@@ -34,6 +35,8 @@ int cuda_test_attention(const float *q, const uint16_t *k, const uint16_t *v, co
     CUDA_CHECK(cudaMalloc(&dseq, sizeof(int) * n_items));
     CUDA_CHECK(cudaMemcpy(dpos, pos, sizeof(int) * n_items, cudaMemcpyHostToDevice));
     CUDA_CHECK(cudaMemset(dseq, 0, sizeof(int) * n_items));
+    CUDA_CHECK(cudaMalloc(&dcnt, sizeof(int) * n_items * n_kv_heads));
+    CUDA_CHECK(cudaMemset(dcnt, 0, sizeof(int) * n_items * n_kv_heads));
     CudaAttnArgs a;
     a.q = dq;
     a.kv.kv_l = kv;
@@ -50,6 +53,10 @@ int cuda_test_attention(const float *q, const uint16_t *k, const uint16_t *v, co
     a.part_o = po;
     a.part_ml = pml;
     a.out = dout;
+    a.counters = dcnt;
+    a.fuse_rope = 0;
+    memset(&a.rope, 0, sizeof a.rope);
+    a.k_new = a.v_new = NULL;
     cuda_attention(&a, s);
     CUDA_CHECK(cudaGetLastError());
     CUDA_CHECK(cudaMemcpyAsync(out, dout, sizeof(float) * n_items * qd, cudaMemcpyDeviceToHost, s));
@@ -61,6 +68,7 @@ int cuda_test_attention(const float *q, const uint16_t *k, const uint16_t *v, co
     cudaFree(pml);
     cudaFree(dpos);
     cudaFree(dseq);
+    cudaFree(dcnt);
     cudaStreamDestroy(s);
     return 0;
 }

@@ -1,8 +1,8 @@
 /* test_gpu_attention.c - the CUDA attention kernel alone (flash-decoding
- * spans + combine) vs a double-precision CPU attention over the same FP16
- * cache: head_dim 64/80/96/128/256, GQA ratios 1..8, lengths 1..1024, spans
- * that cut the sequence into 1..64 pieces. Every output element is checked
- * (the output is NaN-poisoned before the run). */
+ * spans, merged by the last block to finish) vs a double-precision CPU
+ * attention over the same FP16 cache: head_dim 64/80/96/128/256, GQA ratios 1..8, lengths 1..1024,
+ * spans that cut the sequence into 1..64 pieces. Every output element is checked (the output is
+ * NaN-poisoned before the run). */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
