@@ -36,6 +36,29 @@ int testdata_file(char *buf, size_t n, const char *rel) {
     return stat(buf, &st) == 0 ? 0 : -1;
 }
 
+int testdata_tokens(const char *rel, int32_t *out, int cap) {
+    char path[4096];
+    if (testdata_file(path, sizeof path, rel) != 0) return -1;
+    FILE *f = fopen(path, "r");
+    if (!f) return -1;
+    int n = 0, c;
+    long v = 0;
+    int in_num = 0;
+    while ((c = fgetc(f)) != EOF) { /* digits separated by anything else */
+        if (c >= '0' && c <= '9') {
+            v = v * 10 + (c - '0');
+            in_num = 1;
+        } else if (in_num) {
+            if (n < cap) out[n++] = (int32_t)v;
+            v = 0;
+            in_num = 0;
+        }
+    }
+    if (in_num && n < cap) out[n++] = (int32_t)v;
+    fclose(f);
+    return n;
+}
+
 const char *test_bin(void) {
     const char *b = getenv("M40LLM_BIN");
     return (b && *b) ? b : NULL;

@@ -36,6 +36,9 @@ const char *testdata_dir(void);
 /* Writes "<testdata>/<rel>" into buf; returns 0 if that file exists, -1
  * otherwise (buf still filled when the dir is known). */
 int testdata_file(char *buf, size_t n, const char *rel);
+/* Reads the integers of a token-id file under the test data ("1, 403, 407")
+ * into out (at most cap); returns the count, or -1 when the file is absent. */
+int testdata_tokens(const char *rel, int32_t *out, int cap);
 /* Path of the m40llm binary ($M40LLM_BIN) or NULL. */
 const char *test_bin(void);
 

@@ -192,23 +192,8 @@ static void stories_prompt(const char *p) {
     if (!m) TEST_SKIP("stories260K.gguf missing");
     char path[4096], rel[256];
     snprintf(rel, sizeof rel, "stories/stories260K.%s.tokens.txt", p);
-    assert_int_equal(testdata_file(path, sizeof path, rel), 0);
-    size_t len;
-    char *txt = read_file(path, &len);
-    assert_non_null(txt);
     int32_t tk[256];
-    int n = 0;
-    for (char *s = txt; *s && n < 256;) {
-        char *end;
-        long v = strtol(s, &end, 10);
-        if (end == s) {
-            s++;
-            continue;
-        }
-        tk[n++] = (int32_t)v;
-        s = end;
-    }
-    free(txt);
+    const int n = testdata_tokens(rel, tk, 256);
     assert_true(n > 1);
     assert_int_equal(tk[0], 1);
 
@@ -257,6 +242,7 @@ static void stories_prompt(const char *p) {
     assert_int_equal(am, argmax(ref, (size_t)V));
 
     /* Greedy continuation, detokenized, against llama.cpp's greedy text. */
+    size_t len;
     for (int mode = 0; mode < 2; mode++) {
         snprintf(rel, sizeof rel, "stories/stories260K.%s.greedy200.txt", p);
         if (testdata_file(path, sizeof path, rel) != 0) break;
