@@ -30,8 +30,8 @@ const char *testdata_dir(void) {
 
 int testdata_file(char *buf, size_t n, const char *rel) {
     const char *d = testdata_dir();
-    snprintf(buf, n, "%s/%s", d ? d : "(no testdata)", rel);
-    if (!d) return -1;
+    const int w = snprintf(buf, n, "%s/%s", d ? d : "(no testdata)", rel);
+    if (!d || w < 0 || (size_t)w >= n) return -1; /* no data, or the path did not fit */
     struct stat st;
     return stat(buf, &st) == 0 ? 0 : -1;
 }
