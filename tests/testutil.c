@@ -1,9 +1,12 @@
 #include "testutil.h"
 
+#include "base/util.h"
+
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <dirent.h>
 #include <sys/stat.h>
 #include <unistd.h>
 
@@ -57,6 +60,40 @@ int testdata_tokens(const char *rel, int32_t *out, int cap) {
     if (in_num && n < cap) out[n++] = (int32_t)v;
     fclose(f);
     return n;
+}
+
+Model *testdata_model(const char *rel) {
+    char path[4096];
+    if (testdata_file(path, sizeof path, rel) != 0) return NULL;
+    Err e = {0};
+    Model *m = model_load(path, &e);
+    if (!m) fail_msg("model_load %s: %s", rel, e.msg);
+    return m;
+}
+
+char **testdata_names(const char *dir_rel, const char *suffix, size_t *n) {
+    char dir[4096];
+    *n = 0;
+    if (testdata_file(dir, sizeof dir, dir_rel) != 0) return NULL;
+    DIR *d = opendir(dir);
+    if (!d) return NULL;
+    const size_t ls = strlen(suffix);
+    char **names = NULL;
+    struct dirent *de;
+    while ((de = readdir(d))) {
+        const size_t l = strlen(de->d_name);
+        if (l > ls && !strcmp(de->d_name + l - ls, suffix)) {
+            names = xrealloc(names, (*n + 1) * sizeof *names);
+            names[(*n)++] = xstrdup(de->d_name);
+        }
+    }
+    closedir(d);
+    return names;
+}
+
+void free_names(char **names, size_t n) {
+    for (size_t i = 0; i < n; i++) free(names[i]);
+    free(names);
 }
 
 const char *test_bin(void) {

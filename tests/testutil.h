@@ -13,6 +13,8 @@
 
 #include <cmocka.h>
 
+#include "model/model.h"
+
 #define TEST_SKIP_RC 77
 
 extern int g_tests_skipped;
@@ -39,6 +41,14 @@ int testdata_file(char *buf, size_t n, const char *rel);
 /* Reads the integers of a token-id file under the test data ("1, 403, 407")
  * into out (at most cap); returns the count, or -1 when the file is absent. */
 int testdata_tokens(const char *rel, int32_t *out, int cap);
+/* Loads "<testdata>/<rel>" as a Model; NULL when the file is absent (the
+ * caller skips), a test failure when it is present but does not load. */
+Model *testdata_model(const char *rel);
+/* Names of the entries of "<testdata>/<dir_rel>" ending in `suffix`, in
+ * readdir order (malloc'd, free with free_names); NULL + *n = 0 when the
+ * directory is absent. */
+char **testdata_names(const char *dir_rel, const char *suffix, size_t *n);
+void free_names(char **names, size_t n);
 /* Path of the m40llm binary ($M40LLM_BIN) or NULL. */
 const char *test_bin(void);
 

@@ -262,33 +262,14 @@ static void check_bounds(const Worst *w) {
     assert_true(w->compat <= 2e-3); /* observed <= 1.1e-3 */
 }
 
-static Model *load(const char *rel) {
-    char path[4096];
-    if (testdata_file(path, sizeof path, rel) != 0) return NULL;
-    Err e = {0};
-    Model *m = model_load(path, &e);
-    if (!m) fail_msg("model_load %s: %s", rel, e.msg);
-    return m;
-}
-
 /* Every reference/<model>.p<N>.json prompt, all positions. */
 static void test_exact_reference_prompts(void **state) {
     (void)state;
     char dir[2048];
     if (testdata_file(dir, sizeof dir, "reference") != 0) TEST_SKIP("no reference dir");
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    char **names = NULL;
-    size_t n_names = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        size_t l = strlen(de->d_name);
-        if (l > 5 && !strcmp(de->d_name + l - 5, ".json")) {
-            names = xrealloc(names, (n_names + 1) * sizeof *names);
-            names[n_names++] = xstrdup(de->d_name);
-        }
-    }
-    closedir(d);
+    size_t n_names;
+    char **names = testdata_names("reference", ".json", &n_names);
+    assert_non_null(names);
     Worst w = {0, 0, 0, 0};
     int n_run = 0;
     for (size_t i = 0; i < n_names; i++) {
@@ -302,7 +283,7 @@ static void test_exact_reference_prompts(void **state) {
         assert_non_null(model_name);
         assert_true(json_is_array(toks));
         snprintf(rel, sizeof rel, "models/%s", model_name);
-        Model *m = load(rel);
+        Model *m = testdata_model(rel);
         if (m) {
             const int n = (int)json_array_size(toks);
             int32_t *tk = xmalloc((size_t)n * sizeof *tk);
@@ -315,8 +296,7 @@ static void test_exact_reference_prompts(void **state) {
         }
         json_decref(js);
     }
-    for (size_t i = 0; i < n_names; i++) free(names[i]);
-    free(names);
+    free_names(names, n_names);
     fprintf(stderr,
             "  %d prompts, worst rel L2 vs float64: FP32 KV %.3g, FP16 KV (default) %.3g (%.3g vs "
             "float64 "
@@ -327,7 +307,7 @@ static void test_exact_reference_prompts(void **state) {
 }
 
 static void stories(const char *p) {
-    Model *m = load("stories/stories260K.gguf");
+    Model *m = testdata_model("stories/stories260K.gguf");
     if (!m) TEST_SKIP("stories260K.gguf missing");
     char rel[256];
     snprintf(rel, sizeof rel, "stories/stories260K.%s.tokens.txt", p);

@@ -34,15 +34,6 @@ static Backend *make_backend(const Model *m, int n_ctx, int n_seq) {
     return b;
 }
 
-static Model *load_or_skip(const char *rel) {
-    char path[4096];
-    if (testdata_file(path, sizeof path, rel) != 0) return NULL;
-    Err e = {0};
-    Model *m = model_load(path, &e);
-    if (!m) fail_msg("model_load %s: %s", rel, e.msg);
-    return m;
-}
-
 static size_t argmax(const float *x, size_t n) {
     size_t best = 0;
     for (size_t i = 1; i < n; i++)
@@ -57,19 +48,9 @@ static void test_reference_models(void **state) {
     (void)state;
     char dir[2048];
     if (testdata_file(dir, sizeof dir, "reference") != 0) TEST_SKIP("no reference dir");
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    char **names = NULL;
-    size_t n_names = 0;
-    struct dirent *de;
-    while ((de = readdir(d))) {
-        size_t l = strlen(de->d_name);
-        if (l > 5 && !strcmp(de->d_name + l - 5, ".json")) {
-            names = xrealloc(names, (n_names + 1) * sizeof *names);
-            names[n_names++] = xstrdup(de->d_name);
-        }
-    }
-    closedir(d);
+    size_t n_names;
+    char **names = testdata_names("reference", ".json", &n_names);
+    assert_non_null(names);
     int n_run = 0, n_skip = 0;
     double worst[2] = {0, 0};
     for (size_t i = 0; i < n_names; i++) {
@@ -146,8 +127,7 @@ static void test_reference_models(void **state) {
         free(ref);
         json_decref(js);
     }
-    for (size_t i = 0; i < n_names; i++) free(names[i]);
-    free(names);
+    free_names(names, n_names);
     fprintf(stderr,
             "  %d references compared (worst %.3g fp32 attention, %.3g llama.cpp-compatible), %d "
             "skipped\n",
@@ -188,7 +168,7 @@ static size_t detok(const Model *m, int32_t id, char *out, size_t cap) {
 }
 
 static void stories_prompt(const char *p) {
-    Model *m = load_or_skip("stories/stories260K.gguf");
+    Model *m = testdata_model("stories/stories260K.gguf");
     if (!m) TEST_SKIP("stories260K.gguf missing");
     char path[4096], rel[256];
     snprintf(rel, sizeof rel, "stories/stories260K.%s.tokens.txt", p);
@@ -342,7 +322,7 @@ static double worst_rows(const float *a, const float *b, int n, int V) {
  * The optional SGEMM path (different summation order) stays within 1e-4.
  * compat: also in the llama.cpp-compatible mode. */
 static void consistency(const char *rel, int compat) {
-    Model *m = load_or_skip(rel);
+    Model *m = testdata_model(rel);
     if (!m) TEST_SKIP("%s missing", rel);
     const int V = m->cfg.n_vocab;
     int32_t tk[NTOK];
@@ -426,7 +406,7 @@ static void test_consistency_compat(void **state) {
  * each sequence alone. */
 static void test_batched_decode(void **state) {
     (void)state;
-    Model *m = load_or_skip("models/tiny-llama-q4_0.gguf");
+    Model *m = testdata_model("models/tiny-llama-q4_0.gguf");
     if (!m) TEST_SKIP("tiny-llama-q4_0.gguf missing");
     const int V = m->cfg.n_vocab, NS = 3;
     const int plen[3] = {5, 9, 2};
@@ -482,7 +462,7 @@ static void test_batched_decode(void **state) {
 /* K at one position equals an independent computation: embedding ->
  * RMSNorm -> W_k x (+ bias) -> RoPE (in double); V likewise without RoPE. */
 static void kv_check(const char *rel, int rope_dim, float rope_scale) {
-    Model *m = load_or_skip(rel);
+    Model *m = testdata_model(rel);
     if (!m) TEST_SKIP("%s missing", rel);
     if (rope_dim) m->cfg.rope_dim = rope_dim; /* partial rotary / linear scaling variants */
     if (rope_scale) m->cfg.rope_scale = rope_scale;
@@ -570,7 +550,7 @@ static void test_kv_layout_qwen2(void **state) {
  * all_logits rows match token-by-token decoding across the split. */
 static void test_long_prefill(void **state) {
     (void)state;
-    Model *m = load_or_skip("stories/stories260K.gguf");
+    Model *m = testdata_model("stories/stories260K.gguf");
     if (!m) TEST_SKIP("stories260K.gguf missing");
     const int V = m->cfg.n_vocab, N = 300;
     int32_t *tk = xmalloc(N * sizeof *tk);
@@ -612,7 +592,7 @@ static void test_long_prefill(void **state) {
 
 static void test_peak(void **state) {
     (void)state;
-    Model *m = load_or_skip("stories/stories260K.gguf");
+    Model *m = testdata_model("stories/stories260K.gguf");
     if (!m) TEST_SKIP("stories260K.gguf missing");
     Backend *b = make_backend(m, 16, 1);
     double bw = 0, gf = 0;
