@@ -65,9 +65,13 @@ int testdata_tokens(const char *rel, int32_t *out, int cap) {
 Model *testdata_model(const char *rel) {
     char path[4096];
     if (testdata_file(path, sizeof path, rel) != 0) return NULL;
+    return test_model_load(path);
+}
+
+Model *test_model_load(const char *path) {
     Err e = {0};
     Model *m = model_load(path, &e);
-    if (!m) fail_msg("model_load %s: %s", rel, e.msg);
+    if (!m) fail_msg("model_load %s: %s", path, e.msg);
     return m;
 }
 

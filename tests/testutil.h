@@ -44,6 +44,9 @@ int testdata_tokens(const char *rel, int32_t *out, int cap);
 /* Loads "<testdata>/<rel>" as a Model; NULL when the file is absent (the
  * caller skips), a test failure when it is present but does not load. */
 Model *testdata_model(const char *rel);
+/* Loads the GGUF file at `path` (e.g. one written by the test) as a Model;
+ * a test failure naming the file and the error when it does not load. */
+Model *test_model_load(const char *path);
 /* Names of the entries of "<testdata>/<dir_rel>" ending in `suffix`, in
  * readdir order (malloc'd, free with free_names); NULL + *n = 0 when the
  * directory is absent. */

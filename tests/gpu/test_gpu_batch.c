@@ -10,9 +10,8 @@ static void test_batched_decode(void **state) {
     if (!tm_have_gpu()) TEST_SKIP("no GPU");
     TestShape s = {"llama", 512, 2, 8, 2, 64, 256, 300, 512, GGML_TYPE_F16, 0, 0};
     char *path = tm_write_model(&s, 99);
+    Model *m = test_model_load(path);
     Err e = {{0}};
-    Model *m = model_load(path, &e);
-    assert_non_null(m);
     const int V = m->cfg.n_vocab;
     /* batched (> 4 sequences: dequant + custom GEMM, cuBLAS off; <= 4: matvec) */
     Backend *A = tm_backend(m, 1, 256, NSEQ, 0);
@@ -77,9 +76,8 @@ static void test_errors(void **state) {
     if (!tm_have_gpu()) TEST_SKIP("no GPU");
     TestShape s = {"llama", 128, 1, 2, 1, 64, 128, 64, 64, GGML_TYPE_F16, 0, 0};
     char *path = tm_write_model(&s, 5);
+    Model *m = test_model_load(path);
     Err e = {{0}};
-    Model *m = model_load(path, &e);
-    assert_non_null(m);
     Backend *g = tm_backend(m, 1, 32, 2, 1);
     assert_non_null(g);
     float lg[64];

@@ -2,7 +2,6 @@
  * logits of every reference/<model>.p<N>.json whose model the CUDA backend
  * loads vs logits_exact (relative L2 <= 1e-3), and stories260K greedy 200
  * tokens identical between the CPU and CUDA backends. */
-#include <dirent.h>
 #include <jansson.h>
 
 #include "gpu_testmodel.h"
@@ -12,20 +11,10 @@ static void test_reference_logits(void **state) {
     if (!tm_have_gpu()) TEST_SKIP("no GPU");
     char dir[4096];
     if (testdata_file(dir, sizeof dir, "reference") != 0) TEST_SKIP("no test data (%s)", dir);
-    DIR *d = opendir(dir);
-    assert_non_null(d);
-    struct dirent *de;
     int n_checked = 0, n_failed = 0;
-    char **names = NULL;
-    int n_names = 0;
-    while ((de = readdir(d))) {
-        size_t len = strlen(de->d_name);
-        if (len < 5 || strcmp(de->d_name + len - 5, ".json")) continue;
-        names = (char **)realloc(names, sizeof(char *) * (size_t)(n_names + 1));
-        names[n_names++] = strdup(de->d_name);
-    }
-    closedir(d);
-    for (int i = 0; i < n_names; i++) {
+    size_t n_names = 0;
+    char **names = testdata_names("reference", ".json", &n_names);
+    for (size_t i = 0; i < n_names; i++) {
         char path[8192], mpath[4096], lpath[8192];
         snprintf(path, sizeof path, "%s/%s", dir, names[i]);
         json_error_t je;
@@ -43,6 +32,7 @@ static void test_reference_logits(void **state) {
             continue;
         }
         snprintf(lpath, sizeof lpath, "%s/%s", dir, exact);
+        /* not testdata_model: a model this build cannot load is reported, not failed */
         Err e = {{0}};
         Model *m = model_load(mpath, &e);
         if (!m) {
@@ -86,35 +76,21 @@ static void test_reference_logits(void **state) {
         model_free(m);
         json_decref(j);
     }
-    for (int i = 0; i < n_names; i++) free(names[i]);
-    free(names);
+    free_names(names, n_names);
     printf("  %d reference prompts checked, %d failed\n", n_checked, n_failed);
     assert_true(n_checked > 0);
     assert_int_equal(n_failed, 0);
 }
 
-static int read_tokens(const char *path, int32_t *out, int cap) {
-    FILE *f = fopen(path, "r");
-    if (!f) return -1;
-    int n = 0, v;
-    while (n < cap && fscanf(f, " %d ,", &v) == 1) out[n++] = v;
-    fclose(f);
-    return n;
-}
-
 static void test_stories_greedy(void **state) {
     (void)state;
     if (!tm_have_gpu()) TEST_SKIP("no GPU");
-    char mpath[4096], tpath[4096];
-    if (testdata_file(mpath, sizeof mpath, "stories/stories260K.gguf") != 0 ||
-        testdata_file(tpath, sizeof tpath, "stories/stories260K.p1.tokens.txt") != 0)
-        TEST_SKIP("no stories260K test data");
-    Err e = {{0}};
-    Model *m = model_load(mpath, &e);
-    assert_non_null(m);
     int32_t prompt[64];
-    const int n = read_tokens(tpath, prompt, 64);
+    const int n = testdata_tokens("stories/stories260K.p1.tokens.txt", prompt, 64);
+    Model *m = n < 0 ? NULL : testdata_model("stories/stories260K.gguf");
+    if (!m) TEST_SKIP("no stories260K test data");
     assert_true(n > 0);
+    Err e = {{0}};
     const int V = m->cfg.n_vocab, steps = 200;
     int32_t out[2][200];
     float *lg = (float *)malloc(sizeof(float) * (size_t)V);

@@ -45,10 +45,8 @@ static void run_case(void **state) {
            s->head_dim, s->n_heads, s->n_kv_heads, ggml_type_name(s->wtype), pc->prompt,
            pc->use_cublas ? "on" : "off", pc->chunks);
     char *path = tm_write_model(s, 7 + (uint64_t)s->head_dim);
+    Model *m = test_model_load(path);
     Err e = {{0}};
-    Model *m = model_load(path, &e);
-    if (!m) fprintf(stderr, "%s\n", e.msg);
-    assert_non_null(m);
     const int V = m->cfg.n_vocab, L = pc->prompt;
     Backend *cpu = tm_backend(m, 0, s->ctx, 1, 1);
     Backend *gpu = tm_backend(m, 1, s->ctx, 1, pc->use_cublas);
