@@ -226,9 +226,10 @@ int main(int argc, char **argv) {
     }
     cuda_backend_set_graphs(b, 1);
     /* batched decode: nb sequences per step (matvec path for small nb, GEMM above) */
-    int nbs[2] = {4, B};
-    double tgb[2] = {0, 0};
-    for (int k = 0; k < 2 && B > 1; k++) {
+    int nbs[3] = {4, 8, B};
+    double tgb[3] = {0, 0, 0};
+    for (int k = 0; k < 3 && B > 1; k++) {
+        if (k == 1 && B <= 8) continue;
         const int nb = nbs[k] < B ? nbs[k] : B;
         int *seq = (int *)malloc(sizeof(int) * nb), *pos = (int *)malloc(sizeof(int) * nb);
         for (int r = 0; r <= R; r++) {
@@ -289,9 +290,10 @@ int main(int argc, char **argv) {
            100.0 * tg[0] * bytes_tok / (bw * 1e9));
     printf("| tg at depth %d | %s | %.1f t/s | %.1f%% of copy bw |\n", depth, tname, tgd,
            100.0 * tgd * ((double)wbytes + (double)layers * 2 * kvd * 2 * depth) / (bw * 1e9));
-    for (int k = 0; k < 2 && B > 1; k++)
-        printf("| batched decode x%d | %s | %.1f t/s total | |\n", nbs[k] < B ? nbs[k] : B, tname,
-               tgb[k]);
+    for (int k = 0; k < 3 && B > 1; k++)
+        if (tgb[k] > 0)
+            printf("| batched decode x%d | %s | %.1f t/s total | %.2fx tg |\n",
+                   nbs[k] < B ? nbs[k] : B, tname, tgb[k], tgb[k] / tg[1]);
     backend_free(b);
     free(m.layers);
     free(buf);

@@ -7,7 +7,8 @@
  * every launch streams from DRAM (> 3x L2). Reports GB/s of weight bytes and
  * % of the measured device-to-device copy bandwidth (read + write).
  *
- * usage: matvec_bench [--quick] [--nscale] [--types q4_0,q8_0,...] [--log FILE]
+ * usage: matvec_bench [--quick] [--nscale] [--grp] [--types q4_0,q8_0,...] [--log FILE]
+ * (--grp: n = 8 and 16 with each mv_grp configuration of the sweep, 4096-column shapes)
  * (--nscale: n = 1, 2, 4, 8, 16 on every shape, new kernel against the previous one) */
 #include <algorithm>
 #include <cmath>
@@ -26,6 +27,11 @@ extern "C" {
 void cuda_matvec_variant(uint32_t type, const void *W, int64_t rows, int64_t cols, const float *X,
                          int n, float *Y, const float *bias, int accumulate, cudaStream_t s,
                          int r1);
+
+/* defined in norm_rope.cu in the library; the bench links matvec.cu alone.
+ * MV_PDL=1: matvec launches use programmatic dependent launch (sm_90+), as
+ * in the backend's decode, so back-to-back launches overlap. */
+int cuda_pdl_on = 0;
 
 static FILE *g_log = nullptr;
 #define LOG(...)                                                                                   \
@@ -77,7 +83,7 @@ struct Result {
 };
 
 int main(int argc, char **argv) {
-    bool quick = false, nscale = false;
+    bool quick = false, nscale = false, grp = false;
     std::string only;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
@@ -86,6 +92,8 @@ int main(int argc, char **argv) {
             only = std::string(",") + argv[++i] + ",";
         else if (!strcmp(argv[i], "--nscale"))
             nscale = true;
+        else if (!strcmp(argv[i], "--grp"))
+            grp = true;
         else if (!strcmp(argv[i], "--log") && i + 1 < argc)
             g_log = fopen(argv[++i], "w");
     }
@@ -94,6 +102,8 @@ int main(int argc, char **argv) {
     const size_t l2 = (size_t)prop.l2CacheSize;
     LOG("device: %s, sm_%d%d, %d SMs, L2 %zu MB\n", prop.name, prop.major, prop.minor,
         prop.multiProcessorCount, l2 >> 20);
+    cuda_pdl_on = getenv("MV_PDL") && atoi(getenv("MV_PDL")) && prop.major >= 9;
+    LOG("PDL launches: %s\n", cuda_pdl_on ? "on" : "off");
     const double copy_gbs = copy_bandwidth();
     LOG("device-to-device copy: %.0f GB/s (read + write)\n", copy_gbs);
 
@@ -118,12 +128,16 @@ int main(int argc, char **argv) {
 
     for (uint32_t type : types) {
         const char *tname = ggml_type_name(type);
-        if (!only.empty() && only.find(std::string(",") + tname + ",") == std::string::npos)
+        std::string lname = tname; /* --types is case-insensitive (q4_k = q4_K) */
+        for (auto &ch : lname) ch = (char)tolower((unsigned char)ch);
+        for (auto &ch : only) ch = (char)tolower((unsigned char)ch);
+        if (!only.empty() && only.find(std::string(",") + lname + ",") == std::string::npos)
             continue;
         const bool main_type = type == GGML_TYPE_F16 || type == GGML_TYPE_Q8_0 ||
                                type == GGML_TYPE_Q4_0 || type == GGML_TYPE_Q4_K;
         for (const Shp &sh : shapes) {
             if (quick && !main_type && sh.rows != 11008) continue;
+            if (grp && sh.cols != 4096) continue;
             const size_t rb = ggml_row_size(type, (uint64_t)sh.cols);
             const size_t wbytes = rb * (size_t)sh.rows;
             /* CPU slab */
@@ -164,8 +178,18 @@ int main(int argc, char **argv) {
             /* r1 (see cuda_matvec_variant): 0 default, 1/2 rows per warp of the fast
              * path (2 = default), 102 = the staged v3 kernel (before) */
             std::vector<Var> vars = {{1, 0, "n1_def"}, {1, 102, "n1_o2"}, {1, 1, "n1_r1"},
-                                     {1, 2, "n1_r2"},  {4, 0, "n4"},      {8, 0, "n8"}};
-            if (nscale) /* n-scaling: new kernel (nN) against the previous one (nN_old) */
+                                     {1, 2, "n1_r2"},  {1, 4, "n1_r4"},   {4, 0, "n4"},
+                                     {8, 0, "n8"}};
+            if (grp) { /* mv_grp configurations (grp_variant in matvec.cu), n = 8 and 16 */
+                static const char *nm8[] = {"n8",    "n8_g1", "n8_g2", "n8_g3",
+                                            "n8_g4", "n8_g5", "n8_g6"};
+                static const char *nm16[] = {"n16",    "n16_g1", "n16_g2", "n16_g3",
+                                             "n16_g4", "n16_g5", "n16_g6"};
+                vars.clear();
+                vars.push_back({1, 0, "n1_def"});
+                for (int k = 0; k <= 6; k++) vars.push_back({8, k ? 300 + k : 0, nm8[k]});
+                for (int k = 0; k <= 6; k++) vars.push_back({16, k ? 300 + k : 0, nm16[k]});
+            } else if (nscale) /* n-scaling: new kernel (nN) against the previous one (nN_old) */
                 vars = {{1, 0, "n1_def"},   {2, 0, "n2"},       {2, 200, "n2_old"},
                         {4, 0, "n4"},       {4, 200, "n4_old"}, {8, 0, "n8"},
                         {8, 200, "n8_old"}, {16, 0, "n16"},     {16, 200, "n16_old"}};

@@ -18,7 +18,7 @@ for f in "$ROOT"/src/quant/*.c "$ROOT"/src/gguf/ggml_types.c "$ROOT"/src/base/*.
   "$CC" -std=gnu11 -O2 -D_GNU_SOURCE -I"$ROOT/src" -c "$f" -o "$o"
   objs+=("$o")
 done
-"$NVCC" -std=c++17 -O3 -arch=sm_"$ARCH" -Xptxas -warn-spills -I"$ROOT/src" \
+"$NVCC" -std=c++17 -O3 -arch=sm_"$ARCH" -Xptxas -warn-spills -I"$ROOT/src" -DM40LLM_MATVEC_SWEEP \
   "$ROOT/bench/matvec_bench.cu" "$ROOT/src/cuda/matvec.cu" "$ROOT/src/cuda/dequant.cu" \
   "${objs[@]}" -o "$BUILD/matvec_bench" -lm -lpthread
 [ "${BUILD_ONLY:-0}" = 1 ] && exit 0

@@ -18,6 +18,7 @@
 /* grid (n_kv_heads, n_split, n_items). Dynamic shared memory:
  * qs[G*hd], sc[G*ATTN_SUB], m[G], l[G], rescale[G]. */
 static __global__ void __launch_bounds__(ATTN_THREADS) attn_span_kernel(CudaAttnArgs a) {
+    cuda_pdl_trigger();
     cuda_pdl_wait();
     const int kvh = blockIdx.x, split = blockIdx.y, item = blockIdx.z;
     const int hd = a.head_dim, G = a.n_heads / a.n_kv_heads;

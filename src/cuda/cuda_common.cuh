@@ -61,6 +61,16 @@ static __device__ __forceinline__ void cuda_pdl_wait() {
     asm volatile("griddepcontrol.wait;" ::: "memory");
 #endif
 }
+/* Lets the next PDL-launched kernel of the stream be scheduled now (it still
+ * waits in cuda_pdl_wait() for this grid's completion before it reads or
+ * writes anything this grid touches). Called at the start of every kernel:
+ * the next matvec then streams its first weight tile while this one drains.
+ * No effect without PDL or before sm_90. */
+static __device__ __forceinline__ void cuda_pdl_trigger() {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 900
+    asm volatile("griddepcontrol.launch_dependents;" ::: "memory");
+#endif
+}
 
 template <typename... P, typename... A>
 static void cuda_launch(void (*k)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
@@ -108,6 +118,23 @@ int cuda_matvec_supported(uint32_t type);
  * overwriting (used for residual adds). */
 void cuda_matvec(uint32_t type, const void *W, int64_t rows, int64_t cols, const float *X, int n,
                  float *Y, const float *bias, int accumulate, cudaStream_t s);
+/* One decode token through a stacked gate|up matrix W (2*ffn rows: gate
+ * rows 0..ffn-1, up rows ffn..2ffn-1) with SwiGLU in the epilogue:
+ * H[r] = silu(g_r) * u_r, g_r and u_r computed by one warp (the same
+ * per-row arithmetic as cuda_matvec, so with nw NULL H equals cuda_matvec +
+ * cuda_swiglu bit for bit). nw (cols FP32, 16-byte aligned) or NULL: X is
+ * RMSNorm'ed on the fly as in cuda_matvec_norm. Returns 0 (nothing
+ * launched) for types or alignments the fast kernel does not take; the
+ * caller then runs the separate steps. */
+int cuda_matvec_glu(uint32_t type, const void *W, int64_t ffn, int64_t cols, const float *X,
+                    float *H, const float *nw, float eps, cudaStream_t s);
+/* One token: Y = W rmsnorm(X) (+ bias) with rmsnorm(x) = x * w / sqrt(mean(x^2) + eps):
+ * every CTA stages x * w for the products and sums x^2 on the way, and
+ * scales each row's sum once at the end (no separate RMSNorm kernel and no
+ * extra pass over x; equal to rmsnorm + cuda_matvec up to rounding, ~1e-7).
+ * Returns 0 when the fast kernel does not take this type or alignment. */
+int cuda_matvec_norm(uint32_t type, const void *W, int64_t rows, int64_t cols, const float *X,
+                     float *Y, const float *bias, const float *nw, float eps, cudaStream_t s);
 /* Dequantizes rows [r0, r1) of W into dst, FP32 row-major (r1-r0) x cols. */
 void cuda_dequant_rows(uint32_t type, const void *W, int64_t r0, int64_t r1, int64_t cols,
                        float *dst, cudaStream_t s);

@@ -101,7 +101,7 @@ __global__ void __launch_bounds__(DQ_THREADS)
             const int b = blockIdx.x * (DQ_G * DQ_THREADS) + j * DQ_THREADS + threadIdx.x;
             if (b < nb) {
                 typename U::Dec dd;
-                U::decode(rg[j], 0, dd);
+                U::decode_exact(rg[j], dd);
                 float w[32];
 #pragma unroll
                 for (int e = 0; e < 32; e++) {

@@ -3,6 +3,7 @@
 
 static __global__ void swiglu_kernel(const float *__restrict__ g, const float *__restrict__ u,
                                      float *__restrict__ h, int64_t n) {
+    cuda_pdl_trigger();
     cuda_pdl_wait();
     for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n;
          i += (int64_t)gridDim.x * blockDim.x) {

@@ -181,7 +181,9 @@ __global__ void __launch_bounds__(MV_WARPS * 32)
         }
     };
 
-    fetch(0);
+    fetch(0); /* weights only: may overlap the previous kernel (PDL) */
+    cuda_pdl_trigger();
+    cuda_pdl_wait();
     for (int t = 0; t < ntiles; t++) {
         store(t);
         __syncwarp();
@@ -228,6 +230,8 @@ template <bool BF>
 __global__ void matvec_half_scalar(const uint16_t *__restrict__ W, int rows, int cols,
                                    const float *__restrict__ X, int n, float *__restrict__ Y,
                                    const float *__restrict__ bias, int accumulate) {
+    cuda_pdl_trigger();
+    cuda_pdl_wait();
     const int lane = threadIdx.x & 31;
     const int row = blockIdx.x * MV_WARPS + (threadIdx.x >> 5);
     if (row >= rows) return;
@@ -258,9 +262,8 @@ void launch(const void *W, int64_t rows, int64_t cols, const float *X, int n, fl
     const int xvec = ((uintptr_t)X % 16 == 0) && (cols % 4 == 0);
     const int per_block = MV_WARPS * R;
     const unsigned grid = (unsigned)((rows + per_block - 1) / per_block);
-    matvec_kernel<T, NV, R><<<grid, MV_WARPS * 32, 0, s>>>((const uint8_t *)W, (int)rows, nb,
-                                                           row_bytes, X, (int)cols, n, Y, bias,
-                                                           accumulate, vec16, xvec);
+    cuda_launch(matvec_kernel<T, NV, R>, grid, MV_WARPS * 32, 0, s, (const uint8_t *)W, (int)rows,
+                nb, row_bytes, X, (int)cols, n, Y, bias, accumulate, vec16, xvec);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -294,11 +297,11 @@ void half_scalar(uint32_t type, const void *W, int64_t rows, int64_t cols, const
                  float *Y, const float *bias, int accumulate, cudaStream_t s) {
     const unsigned grid = (unsigned)((rows + MV_WARPS - 1) / MV_WARPS);
     if (type == GGML_TYPE_BF16)
-        matvec_half_scalar<true><<<grid, MV_WARPS * 32, 0, s>>>(
-            (const uint16_t *)W, (int)rows, (int)cols, X, n, Y, bias, accumulate);
+        cuda_launch(matvec_half_scalar<true>, grid, MV_WARPS * 32, 0, s, (const uint16_t *)W,
+                    (int)rows, (int)cols, X, n, Y, bias, accumulate);
     else
-        matvec_half_scalar<false><<<grid, MV_WARPS * 32, 0, s>>>(
-            (const uint16_t *)W, (int)rows, (int)cols, X, n, Y, bias, accumulate);
+        cuda_launch(matvec_half_scalar<false>, grid, MV_WARPS * 32, 0, s, (const uint16_t *)W,
+                    (int)rows, (int)cols, X, n, Y, bias, accumulate);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -307,21 +310,29 @@ using namespace m40f;
 constexpr int FW = 4; /* warps per CTA: the staged activations serve FW x R rows */
 
 /* (measured: 8 warps per CTA with <= 128 registers was 0-15% slower) */
+/* glu > 0 (R == 2, n == 1): a warp's two rows are gate row p and up row
+ * p + glu of a stacked gate|up matrix, and it writes Y[p] = silu(g) * u. */
 template <class U, int NV, int R, int KS>
 __global__ void __launch_bounds__(FW * 32)
     mv_fast(const uint8_t *__restrict__ W, int rows, long long row_bytes, int nunits,
             const float *__restrict__ X, int cols, int n, float *__restrict__ Y,
-            const float *__restrict__ bias, int accumulate) {
+            const float *__restrict__ bias, int accumulate, int glu, const float *__restrict__ nw,
+            float eps) {
     constexpr int TU = 32 * KS;                              /* units per tile and row */
     constexpr int TC = TU * U::UC;                           /* columns per tile */
     constexpr int TF4 = TC / 4;                              /* float4 per tile and vector */
     constexpr int XR = (NV * TF4 + FW * 32 - 1) / (FW * 32); /* staged float4 per thread */
     __shared__ float4 xs[2][NV][TF4];
+    __shared__ __align__(16) float xsm[2][NV][U::XSUM ? TC / 16 : 2]; /* 16-column sums */
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int row0 = (blockIdx.x * FW + warp) * R;
     const uint8_t *wr[R];
+    const int gp = blockIdx.x * FW + warp; /* glu: the warp's gate/up pair */
 #pragma unroll
-    for (int r = 0; r < R; r++) wr[r] = W + (long long)min(row0 + r, rows - 1) * row_bytes;
+    for (int r = 0; r < R; r++)
+        wr[r] = W + (long long)(R == 2 && glu > 0 ? min(gp, glu - 1) + r * glu
+                                                  : min(row0 + r, rows - 1)) *
+                        row_bytes;
     float acc[R][NV];
 #pragma unroll
     for (int r = 0; r < R; r++)
@@ -329,7 +340,8 @@ __global__ void __launch_bounds__(FW * 32)
         for (int v = 0; v < NV; v++) acc[r][v] = 0.0f;
     const int nt = (cols + TC - 1) / TC;
     typename U::Regs ba[R][KS], bb[R][KS];
-    float4 xr[XR];
+    float4 xr[XR], gr[XR];
+    float ssq = 0.0f; /* nw: this thread's share of sum x^2 (RMSNorm) */
 
     auto load = [&](int t, typename U::Regs(&b)[R][KS]) {
 #pragma unroll
@@ -347,8 +359,10 @@ __global__ void __launch_bounds__(FW * 32)
             const int e = threadIdx.x + FW * 32 * i;
             const int v = e / TF4, f = e % TF4;
             const int col = t * TC + 4 * f;
-            if (v < n && e < NV * TF4 && col < cols)
+            if (v < n && e < NV * TF4 && col < cols) {
                 xr[i] = __ldg(reinterpret_cast<const float4 *>(X + (long long)v * cols + col));
+                if (NV == 1 && nw) gr[i] = __ldg(reinterpret_cast<const float4 *>(nw + col));
+            }
         }
     };
     auto xstore = [&](int t) {
@@ -357,7 +371,20 @@ __global__ void __launch_bounds__(FW * 32)
             const int e = threadIdx.x + FW * 32 * i;
             const int v = e / TF4, f = e % TF4;
             const int col = t * TC + 4 * f;
-            if (v < n && e < NV * TF4 && col < cols) xs[t & 1][v][U::swz(f)] = xr[i];
+            const bool ok = v < n && e < NV * TF4 && col < cols;
+            if (NV == 1 && nw && ok) { /* RMSNorm: x^2 summed, x * w staged; scale at the end */
+                const float4 a = xr[i], g = gr[i];
+                ssq = fmaf(a.x, a.x, ssq), ssq = fmaf(a.y, a.y, ssq);
+                ssq = fmaf(a.z, a.z, ssq), ssq = fmaf(a.w, a.w, ssq);
+                xr[i] = make_float4(a.x * g.x, a.y * g.y, a.z * g.z, a.w * g.w);
+            }
+            if (ok) xs[t & 1][v][U::swz(f)] = xr[i];
+            if constexpr (U::XSUM) { /* sums of x over 16 columns = 4 lanes */
+                float sm = ok ? (xr[i].x + xr[i].y) + (xr[i].z + xr[i].w) : 0.0f;
+                sm += __shfl_xor_sync(0xffffffffu, sm, 1);
+                sm += __shfl_xor_sync(0xffffffffu, sm, 2);
+                if (ok && (f & 3) == 0) xsm[t & 1][v][f >> 2] = sm;
+            }
         }
     };
     auto compute = [&](int t, const typename U::Regs(&b)[R][KS]) {
@@ -367,7 +394,7 @@ __global__ void __launch_bounds__(FW * 32)
             if (t * TU + ul < nunits) {
                 if constexpr (NV == 1) {
                     typename U::XV xv;
-                    U::loadx(xs[t & 1][0], ul, xv);
+                    U::loadx(xs[t & 1][0], xsm[t & 1][0], ul, xv);
 #pragma unroll
                     for (int r = 0; r < R; r++) {
                         typename U::Dec d;
@@ -382,7 +409,7 @@ __global__ void __launch_bounds__(FW * 32)
                     for (int v = 0; v < NV; v++) {
                         if (v < n) {
                             typename U::XV xv;
-                            U::loadx(xs[t & 1][v], ul, xv);
+                            U::loadx(xs[t & 1][v], xsm[t & 1][v], ul, xv);
 #pragma unroll
                             for (int r = 0; r < R; r++) acc[r][v] = U::dot(d[r], xv, acc[r][v]);
                         }
@@ -392,7 +419,9 @@ __global__ void __launch_bounds__(FW * 32)
         }
     };
 
-    load(0, ba);
+    load(0, ba); /* weights only: may overlap the previous kernel (PDL) */
+    cuda_pdl_trigger();
+    cuda_pdl_wait();
     xload(0);
     xstore(0);
     __syncthreads();
@@ -414,12 +443,28 @@ __global__ void __launch_bounds__(FW * 32)
         __syncthreads();
     }
 
+    float scale = 1.0f;
+    if (NV == 1 && nw) { /* the CTA's sum of x^2 (every CTA stages all of x): same in all CTAs */
+        __shared__ float red[FW];
+        const float w = warp_sum(ssq);
+        if (lane == 0) red[warp] = w;
+        __syncthreads();
+        float tot = 0.0f;
+#pragma unroll
+        for (int i = 0; i < FW; i++) tot += red[i];
+        scale = 1.0f / sqrtf(tot / (float)cols + eps);
+    }
+    if (R == 2 && glu > 0) {
+        const float g = warp_sum(acc[0][0]) * scale, u = warp_sum(acc[R - 1][0]) * scale;
+        if (lane == 0 && gp < glu) Y[gp] = g / (1.0f + expf(-g)) * u; /* as swiglu_kernel */
+        return;
+    }
 #pragma unroll
     for (int r = 0; r < R; r++) {
         const int row = row0 + r;
 #pragma unroll
         for (int v = 0; v < NV; v++) {
-            const float s = warp_sum(acc[r][v]);
+            const float s = warp_sum(acc[r][v]) * scale;
             if (lane == 0 && v < n && row < rows) {
                 const long long idx = (long long)v * rows + row;
                 float y = s + (bias ? bias[row] : 0.0f);
@@ -432,14 +477,15 @@ __global__ void __launch_bounds__(FW * 32)
 
 template <class U, int NV, int R>
 void launch_fast(const void *W, int64_t rows, int64_t cols, const float *X, int n, float *Y,
-                 const float *bias, int accumulate, cudaStream_t s) {
-    constexpr int KS = NV >= 4 ? 1 : U::KS;
+                 const float *bias, int accumulate, cudaStream_t s, int glu = 0,
+                 const float *nw = nullptr, float eps = 0.0f) {
+    constexpr int KS = NV >= 4 ? 1 : R >= 4 ? 1 : U::KS;
     const long long nb = cols / U::QKB;
     const long long row_bytes = nb * U::BYTES;
     const int nunits = (int)(cols / U::UC);
     const unsigned grid = (unsigned)((rows + FW * R - 1) / (FW * R));
-    mv_fast<U, NV, R, KS><<<grid, FW * 32, 0, s>>>((const uint8_t *)W, (int)rows, row_bytes, nunits,
-                                                   X, (int)cols, n, Y, bias, accumulate);
+    cuda_launch(mv_fast<U, NV, R, KS>, grid, FW * 32, 0, s, (const uint8_t *)W, (int)rows,
+                row_bytes, nunits, X, (int)cols, n, Y, bias, accumulate, glu, nw, eps);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -464,6 +510,7 @@ __global__ void __launch_bounds__(FW * 32)
     constexpr int XR = (NV * TF4 + FW * 32 - 1) / (FW * 32); /* staged float4 per thread */
     static_assert(2 * NV * TF4 * 16 <= 32768, "x tile too large");
     __shared__ float4 xs[2][NV][TF4];
+    __shared__ __align__(16) float xsm[2][NV][U::XSUM ? TC / 16 : 2]; /* 16-column sums */
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int gl = lane & (GL - 1), grp = lane / GL;
     const int row0 = ((blockIdx.x * FW + warp) * G + grp) * R;
@@ -505,7 +552,14 @@ __global__ void __launch_bounds__(FW * 32)
             const int e = threadIdx.x + FW * 32 * i;
             const int v = e / TF4, f = e % TF4;
             const int col = t * TC + 4 * f;
-            if (v < n && e < NV * TF4 && col < cols) xs[t & 1][v][U::swz(f)] = xr[i];
+            const bool ok = v < n && e < NV * TF4 && col < cols;
+            if (ok) xs[t & 1][v][U::swz(f)] = xr[i];
+            if constexpr (U::XSUM) { /* sums of x over 16 columns = 4 lanes */
+                float sm = ok ? (xr[i].x + xr[i].y) + (xr[i].z + xr[i].w) : 0.0f;
+                sm += __shfl_xor_sync(0xffffffffu, sm, 1);
+                sm += __shfl_xor_sync(0xffffffffu, sm, 2);
+                if (ok && (f & 3) == 0) xsm[t & 1][v][f >> 2] = sm;
+            }
         }
     };
     auto compute = [&](int t, const typename U::Regs(&b)[R][KS]) {
@@ -520,7 +574,7 @@ __global__ void __launch_bounds__(FW * 32)
                 for (int v = 0; v < NV; v++) {
                     if (v < n) {
                         typename U::XV xv;
-                        U::loadx(xs[t & 1][v], ul, xv);
+                        U::loadx(xs[t & 1][v], xsm[t & 1][v], ul, xv);
 #pragma unroll
                         for (int r = 0; r < R; r++) acc[r][v] = U::dot(d[r], xv, acc[r][v]);
                     }
@@ -529,7 +583,9 @@ __global__ void __launch_bounds__(FW * 32)
         }
     };
 
-    load(0, ba);
+    load(0, ba); /* weights only: may overlap the previous kernel (PDL) */
+    cuda_pdl_trigger();
+    cuda_pdl_wait();
     xload(0);
     xstore(0);
     __syncthreads();
@@ -569,6 +625,65 @@ __global__ void __launch_bounds__(FW * 32)
     }
 }
 
+/* explicit configuration (the bench's sweep, grp_variant) */
+template <class U, int NV, int R, int KS, int G>
+void launch_grp_cfg(const void *W, int64_t rows, int64_t cols, const float *X, int n, float *Y,
+                    const float *bias, int accumulate, cudaStream_t s) {
+    const long long nb = cols / U::QKB;
+    const long long row_bytes = nb * U::BYTES;
+    const int nunits = (int)(cols / U::UC);
+    constexpr int PER = FW * G * R; /* rows per CTA */
+    const unsigned grid = (unsigned)((rows + PER - 1) / PER);
+    cuda_launch(mv_grp<U, NV, R, KS, G>, grid, FW * 32, 0, s, (const uint8_t *)W, (int)rows,
+                row_bytes, nunits, X, (int)cols, n, Y, bias, accumulate);
+    CUDA_CHECK_LAUNCH();
+}
+
+int g_grp_var = 0; /* bench only: mv_grp configuration k (1..6) for n > 4; 0 = default */
+
+/* The sweep's configurations (R rows per lane group, KS units per lane and
+ * tile, G groups per warp) for NV = 8 and 16; F16/BF16 and the QK = 32 types.
+ * Returns 0 when k has no configuration for this type. */
+template <class U, int NV>
+int grp_variant(int k, const void *W, int64_t rows, int64_t cols, const float *X, int n, float *Y,
+                const float *bias, int accumulate, cudaStream_t s) {
+#ifndef M40LLM_MATVEC_SWEEP /* only the workbench builds the sweep (84 more kernels) */
+    (void)k, (void)W, (void)rows, (void)cols, (void)X, (void)n, (void)Y, (void)bias;
+    (void)accumulate, (void)s;
+    return 0;
+#else
+#define GV(K, R, KS, G)                                                                            \
+    case K:                                                                                        \
+        launch_grp_cfg<U, NV, R, KS, G>(W, rows, cols, X, n, Y, bias, accumulate, s);              \
+        return 1;
+    if constexpr (U::QKB == 256) {
+        return 0;
+    } else if constexpr (U::UC == 8 && NV == 8) {
+        switch (k) {
+            GV(1, 2, 2, 1)
+            GV(2, 2, 2, 2) GV(3, 1, 2, 1) GV(4, 4, 1, 1) GV(5, 2, 2, 4) GV(6, 1, 4, 4)
+        }
+    } else if constexpr (U::UC == 8 && NV == 16) {
+        switch (k) {
+            GV(1, 2, 1, 1)
+            GV(2, 2, 2, 2) GV(3, 1, 1, 1) GV(4, 4, 1, 2) GV(5, 2, 2, 4) GV(6, 1, 4, 4)
+        }
+    } else if constexpr (NV == 8) {
+        switch (k) {
+            GV(1, 1, 1, 4)
+            GV(2, 1, 1, 2) GV(3, 2, 1, 2) GV(4, 1, 2, 4) GV(5, 4, 1, 4) GV(6, 2, 1, 8)
+        }
+    } else if constexpr (NV == 16) {
+        switch (k) {
+            GV(1, 1, 1, 4)
+            GV(2, 1, 2, 8) GV(3, 2, 1, 8) GV(4, 1, 1, 8) GV(5, 4, 1, 8) GV(6, 2, 1, 4)
+        }
+    }
+#undef GV
+    return 0;
+#endif
+}
+
 template <class U, int NV, int R>
 void launch_grp(const void *W, int64_t rows, int64_t cols, const float *X, int n, float *Y,
                 const float *bias, int accumulate, cudaStream_t s) {
@@ -588,8 +703,8 @@ void launch_grp(const void *W, int64_t rows, int64_t cols, const float *X, int n
     const int nunits = (int)(cols / U::UC);
     constexpr int PER = FW * G * R; /* rows per CTA */
     const unsigned grid = (unsigned)((rows + PER - 1) / PER);
-    mv_grp<U, NV, R, KS, G><<<grid, FW * 32, 0, s>>>((const uint8_t *)W, (int)rows, row_bytes,
-                                                     nunits, X, (int)cols, n, Y, bias, accumulate);
+    cuda_launch(mv_grp<U, NV, R, KS, G>, grid, FW * 32, 0, s, (const uint8_t *)W, (int)rows,
+                row_bytes, nunits, X, (int)cols, n, Y, bias, accumulate);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -600,6 +715,10 @@ template <class U>
 void launch_grp_n(const void *W, int64_t rows, int64_t cols, const float *X, int n, float *Y,
                   const float *bias, int accumulate, cudaStream_t s) {
     constexpr bool H = U::UC == 8, K = U::QKB == 256;
+    if (g_grp_var && n > 4 &&
+        (n <= 8 ? grp_variant<U, 8>(g_grp_var, W, rows, cols, X, n, Y, bias, accumulate, s)
+                : grp_variant<U, 16>(g_grp_var, W, rows, cols, X, n, Y, bias, accumulate, s)))
+        return;
     if (n <= 2) {
         launch_grp<U, 2, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
     } else if (n <= 4) {
@@ -612,8 +731,8 @@ void launch_grp_n(const void *W, int64_t rows, int64_t cols, const float *X, int
                 launch_grp<U, 8, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
             else
                 launch_grp<U, 8, 2>(W, rows, cols, X, n, Y, bias, accumulate, s);
-        } else
-            launch_grp<U, 8, 2>(W, rows, cols, X, n, Y, bias, accumulate, s);
+        } else /* Q*_0/Q*_1: 2 groups of 16 lanes x 2 rows (sweep: +10-60% over 4 x 8) */
+            launch_grp_cfg<U, 8, 2, 1, 2>(W, rows, cols, X, n, Y, bias, accumulate, s);
     } else {
         if constexpr (H)
             launch_grp<U, 16, 4>(W, rows, cols, X, n, Y, bias, accumulate, s);
@@ -628,6 +747,13 @@ void launch_grp_n(const void *W, int64_t rows, int64_t cols, const float *X, int
             launch_grp<U, 16, 2>(W, rows, cols, X, n, Y, bias, accumulate, s);
     }
 }
+
+/* n = 1 with 4 rows per warp (x read from shared memory once per 4 rows):
+ * the workbench measured it 3-13 points faster than 2 rows for Q4_0/Q4_1
+ * alone, but a 7B decode with it was slower (Q4_0 256 against 271 t/s, Q4_K
+ * 214 against 281; bench/matvec_notes.md v7), so the default stays 2 rows;
+ * `r = 4` selects it for measurements. */
+template <class U> static bool fast_r4(int64_t) { return false; }
 
 /* r: rows per warp (0 = default) */
 template <class U>
@@ -647,6 +773,8 @@ void launch_fast_n(const void *W, int64_t rows, int64_t cols, const float *X, in
         if (m == 1) {
             if (r == 1)
                 launch_fast<U, 1, 1>(W, rows, cols, Xi, m, Yi, bias, accumulate, s);
+            else if (r == 4 || (r == 0 && fast_r4<U>(rows)))
+                launch_fast<U, 1, 4>(W, rows, cols, Xi, m, Yi, bias, accumulate, s);
             else
                 launch_fast<U, 1, 2>(W, rows, cols, Xi, m, Yi, bias, accumulate, s);
         } else if (m == 2) {
@@ -676,7 +804,7 @@ int fast_dispatch(uint32_t type, const void *W, int64_t rows, int64_t cols, cons
         fast::launch_fast_n<fast::UHalf<true>>(W, rows, cols, X, n, Y, bias, accumulate, s, r);
         return 1;
     case GGML_TYPE_Q4_K:
-        if (!w16 || (n == 1 && r == 0)) return 0; /* n = 1: the staged kernel is faster */
+        if (!w16) return 0;
         fast::launch_fast_n<fast::UK<false>>(W, rows, cols, X, n, Y, bias, accumulate, s, r);
         return 1;
     case GGML_TYPE_Q5_K:
@@ -705,6 +833,72 @@ int fast_dispatch(uint32_t type, const void *W, int64_t rows, int64_t cols, cons
 
 } // namespace
 
+namespace {
+/* one token through mv_fast with RMSNorm (nw) and/or SwiGLU (glu) fused */
+template <class U>
+void fused_n1(const void *W, int64_t rows, int64_t cols, const float *X, float *Y,
+              const float *bias, const float *nw, float eps, int glu, cudaStream_t s) {
+    if (glu > 0)
+        fast::launch_fast<U, 1, 2>(W, rows, cols, X, 1, Y, bias, 0, s, glu, nw, eps);
+    else if (fast::fast_r4<U>(rows))
+        fast::launch_fast<U, 1, 4>(W, rows, cols, X, 1, Y, bias, 0, s, 0, nw, eps);
+    else
+        fast::launch_fast<U, 1, 2>(W, rows, cols, X, 1, Y, bias, 0, s, 0, nw, eps);
+}
+
+int fused_dispatch(uint32_t type, const void *W, int64_t rows, int64_t cols, const float *X,
+                   float *Y, const float *bias, const float *nw, float eps, int glu,
+                   cudaStream_t s) {
+    if (rows <= 0 || (uintptr_t)X % 16 != 0 || cols % 8 != 0 || cols > (1ll << 30) ||
+        rows > (1ll << 30) || (nw && (uintptr_t)nw % 16 != 0))
+        return 0;
+    const bool w16 = (uintptr_t)W % 16 == 0;
+    switch (type) {
+    case GGML_TYPE_F16:
+        if (!w16) return 0;
+        fused_n1<fast::UHalf<false>>(W, rows, cols, X, Y, bias, nw, eps, glu, s);
+        return 1;
+    case GGML_TYPE_BF16:
+        if (!w16) return 0;
+        fused_n1<fast::UHalf<true>>(W, rows, cols, X, Y, bias, nw, eps, glu, s);
+        return 1;
+    case GGML_TYPE_Q4_K:
+        if (!w16) return 0;
+        fused_n1<fast::UK<false>>(W, rows, cols, X, Y, bias, nw, eps, glu, s);
+        return 1;
+    case GGML_TYPE_Q4_0:
+        fused_n1<fast::UQ4_0>(W, rows, cols, X, Y, bias, nw, eps, glu, s);
+        return 1;
+    case GGML_TYPE_Q8_0:
+        fused_n1<fast::UQ8_0>(W, rows, cols, X, Y, bias, nw, eps, glu, s);
+        return 1;
+    case GGML_TYPE_Q4_1:
+        fused_n1<fast::UQ4_1>(W, rows, cols, X, Y, bias, nw, eps, glu, s);
+        return 1;
+    case GGML_TYPE_Q5_0:
+        fused_n1<fast::UQ5_0>(W, rows, cols, X, Y, bias, nw, eps, glu, s);
+        return 1;
+    case GGML_TYPE_Q5_1:
+        fused_n1<fast::UQ5_1>(W, rows, cols, X, Y, bias, nw, eps, glu, s);
+        return 1;
+    default:
+        return 0;
+    }
+}
+} // namespace
+
+int cuda_matvec_glu(uint32_t type, const void *W, int64_t ffn, int64_t cols, const float *X,
+                    float *H, const float *nw, float eps, cudaStream_t s) {
+    if (ffn <= 0 || ffn > (1ll << 29)) return 0;
+    return fused_dispatch(type, W, 2 * ffn, cols, X, H, NULL, nw, eps, (int)ffn, s);
+}
+
+int cuda_matvec_norm(uint32_t type, const void *W, int64_t rows, int64_t cols, const float *X,
+                     float *Y, const float *bias, const float *nw, float eps, cudaStream_t s) {
+    if (!nw) return 0;
+    return fused_dispatch(type, W, rows, cols, X, Y, bias, nw, eps, 0, s);
+}
+
 int cuda_matvec_supported(uint32_t type) {
     switch (type) {
 #define M40_CASE(id, T)                                                                            \
@@ -729,6 +923,8 @@ void cuda_matvec_variant(uint32_t type, const void *W, int64_t rows, int64_t col
     /* r1: 0 default; 1, 2: rows per warp of the fast path (n == 1; types it
      * does not take use v3 with that R); 101, 102, 104: the staged (v3) kernel
      * with 1, 2, 4 rows per warp */
+    fast::g_grp_var = r1 >= 300 ? r1 - 300 : 0;
+    if (r1 >= 300) r1 = 0;
     if ((r1 < 100 || r1 == 200) &&
         fast_dispatch(type, W, rows, cols, X, n, Y, bias, accumulate, s, r1))
         return;

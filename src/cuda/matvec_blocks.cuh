@@ -390,11 +390,26 @@ static __device__ __forceinline__ void f4(uint32_t w, float off, float *q) {
 #pragma unroll
     for (int k = 0; k < 4; k++) q[k] = bytef(w, k) - (MAGIC + off);
 }
+/* 4 floats 0.5 + b_i / 256 of the bytes b_i < 128 of w: one PRMT each (byte
+ * i into bits 16..23 of 0x3F000000 = 0.5), no FADD. The matvec folds the
+ * 0.5 and the type's offset into a per-16-column sum of x (dot's `C`), so a
+ * 4/5-bit weight costs PRMT + FFMA. The common 0.5 costs ~7 bits of the
+ * partial sums' precision (median rel. error of a 4096-long dot ~5e-6
+ * instead of ~2e-7; docs/numerics.md). */
+static __device__ __forceinline__ void fh4(uint32_t w, float *q) {
+#pragma unroll
+    for (int k = 0; k < 4; k++)
+        q[k] = __uint_as_float(__byte_perm(w, 0x3F000000u, 0x7054u | ((uint32_t)k << 8)));
+}
 
-/* ---- QK = 32 block types: lane = one block; window of NW words ---- */
-template <int BYTES_, bool MIN_> struct U32Base {
+/* ---- QK = 32 block types: lane = one block; window of NW words ----
+ * OFF >= 0: decode gives q' = 0.5 + b/256 (fh4) and d' = 256 d, so that
+ * w = d (b - OFF) (+ m) = d' (q' - C) (+ m) with C = (128 + OFF) / 256;
+ * dot uses the unit's sum of x. OFF < 0 (Q8_0): exact quant values. */
+template <int BYTES_, bool MIN_, int OFF_ = -1> struct U32Base {
     static constexpr int UC = 32, QKB = 32, BYTES = BYTES_;
     static constexpr bool MIN = MIN_;
+    static constexpr bool XSUM = OFF_ >= 0;        /* needs the 16-column sums of x */
     static constexpr int NW = (BYTES + 2 + 3) / 4; /* window covering 2 + BYTES bytes */
     struct Regs {
         uint32_t a[NW];
@@ -421,19 +436,17 @@ template <int BYTES_, bool MIN_> struct U32Base {
     }
     /* tile-local float4 index f of column 4f; lane's block covers 8 float4 */
     static __device__ __forceinline__ int swz(int f) { return f ^ ((f >> 3) & 7); }
-    static __device__ __forceinline__ void loadx(const float4 *xs, int ul, XV &xv) {
+    /* xsum: sums of x over the tile's 16-column groups (XSUM types) */
+    static __device__ __forceinline__ void loadx(const float4 *xs, const float *xsum, int ul,
+                                                 XV &xv) {
 #pragma unroll
         for (int i = 0; i < 8; i++) {
             const float4 v = xs[swz(8 * ul + i)];
             xv.x[4 * i] = v.x, xv.x[4 * i + 1] = v.y, xv.x[4 * i + 2] = v.z, xv.x[4 * i + 3] = v.w;
         }
-        if (MIN) {
-            float s[4];
-#pragma unroll
-            for (int k = 0; k < 4; k++) s[k] = 0.0f;
-#pragma unroll
-            for (int i = 0; i < 32; i++) s[i & 3] += xv.x[i];
-            xv.s = (s[0] + s[1]) + (s[2] + s[3]);
+        if (XSUM) {
+            const float2 p = reinterpret_cast<const float2 *>(xsum)[ul];
+            xv.s = p.x + p.y;
         }
     }
     static __device__ __forceinline__ float dot(const Dec &d, const XV &xv, float acc) {
@@ -442,25 +455,41 @@ template <int BYTES_, bool MIN_> struct U32Base {
         for (int k = 0; k < 4; k++) s[k] = d.q[k] * xv.x[k];
 #pragma unroll
         for (int i = 4; i < 32; i++) s[i & 3] = fmaf(d.q[i], xv.x[i], s[i & 3]);
-        acc = fmaf(d.d, (s[0] + s[1]) + (s[2] + s[3]), acc);
-        if (MIN) acc = fmaf(d.m, xv.s, acc);
-        return acc;
+        const float S = (s[0] + s[1]) + (s[2] + s[3]);
+        if constexpr (OFF_ < 0) {
+            return fmaf(d.d, S, acc);
+        } else {
+            acc = fmaf(d.d, fmaf(-(128.0f + OFF_) / 256.0f, xv.s, S), acc);
+            if (MIN) acc = fmaf(d.m, xv.s, acc);
+            return acc;
+        }
     }
 };
 
-struct UQ4_0 : U32Base<18, false> {
+/* decode: the matvec's form (q' = 0.5 + b/256, d' = 256 d; see U32Base);
+ * decode_exact: q = b - OFF and d as stored (dequant.cu, bit-exact). */
+struct UQ4_0 : U32Base<18, false, 8> {
     static constexpr int KS = 2;
-    static __device__ __forceinline__ void decode(const Regs &r, int, Dec &d) {
-        d.d = h2f(field<0>(r.a, r.sh) & 0xffff);
+    template <bool EX> static __device__ __forceinline__ void dec(const Regs &r, Dec &d) {
+        const float sc = h2f(field<0>(r.a, r.sh) & 0xffff);
+        d.d = EX ? sc : 256.0f * sc;
         d.m = 0.0f;
         uint32_t w[4] = {field<2>(r.a, r.sh), field<6>(r.a, r.sh), field<10>(r.a, r.sh),
                          field<14>(r.a, r.sh)};
 #pragma unroll
         for (int i = 0; i < 4; i++) {
-            f4(w[i] & 0x0F0F0F0Fu, 8.0f, d.q + 4 * i);
-            f4((w[i] >> 4) & 0x0F0F0F0Fu, 8.0f, d.q + 16 + 4 * i);
+            const uint32_t lo = w[i] & 0x0F0F0F0Fu, hi = (w[i] >> 4) & 0x0F0F0F0Fu;
+            if (EX) {
+                f4(lo, 8.0f, d.q + 4 * i);
+                f4(hi, 8.0f, d.q + 16 + 4 * i);
+            } else {
+                fh4(lo, d.q + 4 * i);
+                fh4(hi, d.q + 16 + 4 * i);
+            }
         }
     }
+    static __device__ __forceinline__ void decode(const Regs &r, int, Dec &d) { dec<false>(r, d); }
+    static __device__ __forceinline__ void decode_exact(const Regs &r, Dec &d) { dec<true>(r, d); }
 };
 struct UQ8_0 : U32Base<34, false> {
     static constexpr int KS = 1;
@@ -473,52 +502,51 @@ struct UQ8_0 : U32Base<34, false> {
 #pragma unroll
         for (int i = 0; i < 8; i++) f4(w[i] ^ 0x80808080u, 128.0f, d.q + 4 * i);
     }
+    static __device__ __forceinline__ void decode_exact(const Regs &r, Dec &d) { decode(r, 0, d); }
 };
-struct UQ4_1 : U32Base<20, true> {
+struct UQ4_1 : U32Base<20, true, 0> {
     static constexpr int KS = 2;
     static __device__ __forceinline__ void decode(const Regs &r, int, Dec &d) {
         const uint32_t dm = field<0>(r.a, r.sh);
-        d.d = h2f(dm & 0xffff), d.m = h2f(dm >> 16);
+        d.d = 256.0f * h2f(dm & 0xffff), d.m = h2f(dm >> 16);
         uint32_t w[4] = {field<4>(r.a, r.sh), field<8>(r.a, r.sh), field<12>(r.a, r.sh),
                          field<16>(r.a, r.sh)};
 #pragma unroll
         for (int i = 0; i < 4; i++) {
-            f4(w[i] & 0x0F0F0F0Fu, 0.0f, d.q + 4 * i);
-            f4((w[i] >> 4) & 0x0F0F0F0Fu, 0.0f, d.q + 16 + 4 * i);
+            fh4(w[i] & 0x0F0F0F0Fu, d.q + 4 * i);
+            fh4((w[i] >> 4) & 0x0F0F0F0Fu, d.q + 16 + 4 * i);
         }
     }
 };
-struct UQ5_0 : U32Base<22, false> {
+struct UQ5_0 : U32Base<22, false, 16> {
     static constexpr int KS = 2;
     static __device__ __forceinline__ void decode(const Regs &r, int, Dec &d) {
-        d.d = h2f(field<0>(r.a, r.sh) & 0xffff);
+        d.d = 256.0f * h2f(field<0>(r.a, r.sh) & 0xffff);
         d.m = 0.0f;
         const uint32_t qh = field<2>(r.a, r.sh);
         uint32_t w[4] = {field<6>(r.a, r.sh), field<10>(r.a, r.sh), field<14>(r.a, r.sh),
                          field<18>(r.a, r.sh)};
 #pragma unroll
         for (int i = 0; i < 4; i++) {
-            f4((w[i] & 0x0F0F0F0Fu) | (m40q::spread4((qh >> (4 * i)) & 0xf) << 4), 16.0f,
-               d.q + 4 * i);
-            f4(((w[i] >> 4) & 0x0F0F0F0Fu) | (m40q::spread4((qh >> (4 * i + 16)) & 0xf) << 4),
-               16.0f, d.q + 16 + 4 * i);
+            fh4((w[i] & 0x0F0F0F0Fu) | (m40q::spread4((qh >> (4 * i)) & 0xf) << 4), d.q + 4 * i);
+            fh4(((w[i] >> 4) & 0x0F0F0F0Fu) | (m40q::spread4((qh >> (4 * i + 16)) & 0xf) << 4),
+                d.q + 16 + 4 * i);
         }
     }
 };
-struct UQ5_1 : U32Base<24, true> {
+struct UQ5_1 : U32Base<24, true, 0> {
     static constexpr int KS = 2;
     static __device__ __forceinline__ void decode(const Regs &r, int, Dec &d) {
         const uint32_t dm = field<0>(r.a, r.sh);
-        d.d = h2f(dm & 0xffff), d.m = h2f(dm >> 16);
+        d.d = 256.0f * h2f(dm & 0xffff), d.m = h2f(dm >> 16);
         const uint32_t qh = field<4>(r.a, r.sh);
         uint32_t w[4] = {field<8>(r.a, r.sh), field<12>(r.a, r.sh), field<16>(r.a, r.sh),
                          field<20>(r.a, r.sh)};
 #pragma unroll
         for (int i = 0; i < 4; i++) {
-            f4((w[i] & 0x0F0F0F0Fu) | (m40q::spread4((qh >> (4 * i)) & 0xf) << 4), 0.0f,
-               d.q + 4 * i);
-            f4(((w[i] >> 4) & 0x0F0F0F0Fu) | (m40q::spread4((qh >> (4 * i + 16)) & 0xf) << 4), 0.0f,
-               d.q + 16 + 4 * i);
+            fh4((w[i] & 0x0F0F0F0Fu) | (m40q::spread4((qh >> (4 * i)) & 0xf) << 4), d.q + 4 * i);
+            fh4(((w[i] >> 4) & 0x0F0F0F0Fu) | (m40q::spread4((qh >> (4 * i + 16)) & 0xf) << 4),
+                d.q + 16 + 4 * i);
         }
     }
 };
@@ -548,7 +576,8 @@ template <bool BF> struct UHalf {
             d.q[2 * i + 1] = BF ? __uint_as_float(w[i] & 0xffff0000u) : h2f(w[i] >> 16);
         }
     }
-    static __device__ __forceinline__ void loadx(const float4 *xs, int ul, XV &xv) {
+    static constexpr bool XSUM = false;
+    static __device__ __forceinline__ void loadx(const float4 *xs, const float *, int ul, XV &xv) {
         const float4 a = xs[swz(2 * ul)], b = xs[swz(2 * ul + 1)];
         xv.x[0] = a.x, xv.x[1] = a.y, xv.x[2] = a.z, xv.x[3] = a.w;
         xv.x[4] = b.x, xv.x[5] = b.y, xv.x[6] = b.z, xv.x[7] = b.w;
@@ -621,7 +650,11 @@ template <bool Q5> struct UK {
     /* float4 index within the tile: 64 per superblock; lane's lo float4s at
      * 16c + 4h + i, hi at 16c + 8 + 4h + i */
     static __device__ __forceinline__ int swz(int f) { return f ^ ((f >> 4) & 3); }
-    static __device__ __forceinline__ void loadx(const float4 *xs, int ul, XV &xv) {
+    static constexpr bool XSUM = true;
+    /* the lane's lo columns are 16-column group 4c + h of the superblock,
+     * its hi columns group 4c + 2 + h */
+    static __device__ __forceinline__ void loadx(const float4 *xs, const float *xsum, int ul,
+                                                 XV &xv) {
         const int t = ul & 7, c = t >> 1, h = t & 1;
         const int base = 64 * (ul >> 3) + 16 * c + 4 * h;
 #pragma unroll
@@ -631,16 +664,14 @@ template <bool Q5> struct UK {
             xv.x[16 + 4 * i] = b.x, xv.x[17 + 4 * i] = b.y, xv.x[18 + 4 * i] = b.z,
                           xv.x[19 + 4 * i] = b.w;
         }
-        float s[4];
-#pragma unroll
-        for (int k = 0; k < 4; k++) s[k] = 0.0f;
-#pragma unroll
-        for (int i = 0; i < 16; i++) s[i & 1] += xv.x[i], s[2 + (i & 1)] += xv.x[16 + i];
-        xv.s0 = s[0] + s[1], xv.s1 = s[2] + s[3];
+        const int g = 16 * (ul >> 3) + 4 * c + h;
+        xv.s0 = xsum[g], xv.s1 = xsum[g + 2];
     }
+    /* q' = 0.5 + b/256, d' = 256 d_j: w = d_j b - m_j = d' (q' - 0.5) - m_j */
     static __device__ __forceinline__ void decode(const Regs &r, int ul, Dec &d) {
         const int c = (ul & 7) >> 1;
         k4_sm(r.hd, c, d.d0, d.m0, d.d1, d.m1);
+        d.d0 *= 256.0f, d.d1 *= 256.0f;
         const uint32_t w[4] = {r.qs.x, r.qs.y, r.qs.z, r.qs.w};
         const uint32_t hh[4] = {r.qh.x, r.qh.y, r.qh.z, r.qh.w};
 #pragma unroll
@@ -650,8 +681,8 @@ template <bool Q5> struct UK {
                 lo |= ((hh[i] >> (2 * c)) & 0x01010101u) << 4;
                 hi |= ((hh[i] >> (2 * c + 1)) & 0x01010101u) << 4;
             }
-            f4(lo, 0.0f, d.q + 4 * i);
-            f4(hi, 0.0f, d.q + 16 + 4 * i);
+            fh4(lo, d.q + 4 * i);
+            fh4(hi, d.q + 16 + 4 * i);
         }
     }
     static __device__ __forceinline__ float dot(const Dec &d, const XV &xv, float acc) {
@@ -663,8 +694,8 @@ template <bool Q5> struct UK {
             s[i & 1] = fmaf(d.q[i], xv.x[i], s[i & 1]);
             s[2 + (i & 1)] = fmaf(d.q[16 + i], xv.x[16 + i], s[2 + (i & 1)]);
         }
-        acc = fmaf(d.d0, s[0] + s[1], acc);
-        acc = fmaf(d.d1, s[2] + s[3], acc);
+        acc = fmaf(d.d0, fmaf(-0.5f, xv.s0, s[0] + s[1]), acc);
+        acc = fmaf(d.d1, fmaf(-0.5f, xv.s1, s[2] + s[3]), acc);
         acc = fmaf(-d.m0, xv.s0, acc);
         return fmaf(-d.m1, xv.s1, acc);
     }

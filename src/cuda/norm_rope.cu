@@ -8,17 +8,24 @@
 template <int PER>
 static __global__ void rmsnorm_kernel(const float *__restrict__ x, const float *__restrict__ w,
                                       float *__restrict__ y, int dim, float eps) {
-    cuda_pdl_wait();
+    cuda_pdl_trigger();
     const float *xr = x + (int64_t)blockIdx.x * dim;
     float *yr = y + (int64_t)blockIdx.x * dim;
     float ss = 0.0f;
     float xv[PER > 0 ? PER : 1], wv[PER > 0 ? PER : 1];
+    if (PER > 0) { /* the norm weights (constant) before the wait, x after it */
+#pragma unroll
+        for (int k = 0; k < PER; k++) {
+            const int i = threadIdx.x + k * blockDim.x;
+            wv[k] = i < dim ? __ldg(w + i) : 0.0f;
+        }
+    }
+    cuda_pdl_wait();
     if (PER > 0) {
 #pragma unroll
         for (int k = 0; k < PER; k++) {
             const int i = threadIdx.x + k * blockDim.x;
             xv[k] = i < dim ? xr[i] : 0.0f;
-            wv[k] = i < dim ? w[i] : 0.0f;
         }
 #pragma unroll
         for (int k = 0; k < PER; k++) ss += xv[k] * xv[k];
@@ -89,6 +96,7 @@ static __global__ void rope_store_kernel(CudaRopeParams p, float *__restrict__ q
                                          const float *__restrict__ k, const float *__restrict__ v,
                                          const int *__restrict__ d_pos,
                                          const int *__restrict__ d_seq, CudaKvView kv) {
+    cuda_pdl_trigger();
     cuda_pdl_wait();
     const int t = blockIdx.x, h = blockIdx.y;
     const int pos = d_pos[t];
