@@ -167,8 +167,11 @@ int cmd_bench(int argc, char **argv) {
             snprintf(fl, sizeof fl, "%.1f%%", 100 * gflops / gemm_gflops);
         else
             snprintf(fl, sizeof fl, "n/a");
-        printf("| %s | %.1f | %.2f | %s | %.1f | %s |\n", name, tps, gbs, bw, gflops,
-               test == 0 ? fl : "-");
+        /* pp reads the weights once per ubatch, not per token: no bandwidth figure */
+        if (test == 0)
+            printf("| %s | %.1f | - | - | %.1f | %s |\n", name, tps, gflops, fl);
+        else
+            printf("| %s | %.1f | %.2f | %s | %.1f | - |\n", name, tps, gbs, bw, gflops);
         fflush(stdout);
     }
     rc = 0;
