@@ -24,10 +24,15 @@ static __global__ void __launch_bounds__(ATTN_THREADS) attn_span_kernel(CudaAttn
     const int hd = a.head_dim, G = a.n_heads / a.n_kv_heads;
     const int pos = a.d_pos[item];
     const int len = pos + 1;
-    const int start = split * a.span;
+    int span = a.span;
+    if (a.split_target > 0) { /* decode: ~split_target spans of >= a.span positions */
+        const int want = (len + a.split_target - 1) / a.split_target;
+        span = max(a.span, (want + 15) & ~15);
+    }
+    const int start = split * span;
     if (start >= len) return; /* empty span: not counted */
-    const int end = min(start + a.span, len);
-    const int n_valid = min(a.n_split, (len + a.span - 1) / a.span);
+    const int end = min(start + span, len);
+    const int n_valid = min(a.n_split, (len + span - 1) / span);
     const int seq = a.d_seq[item];
     const int kvd = a.kv.kvd;
     __half *Kw = a.kv.kv_l + (int64_t)(2 * seq) * a.kv.n_ctx * kvd + kvh * hd;

@@ -23,9 +23,14 @@ extern "C" {
 #include "engine/backend.h"
 }
 
-#define PREFILL_UBATCH 512   /* tokens per prefill forward */
-#define DECODE_SPAN 64       /* KV positions per attention block in decode (at least) */
-#define DECODE_SPLIT_MAX 256 /* attention spans per decode token at most */
+#define PREFILL_UBATCH 512 /* tokens per prefill forward */
+/* Decode attention: each token's positions are cut into about DECODE_SPLITS
+ * spans of at least DECODE_SPAN positions (CudaAttnArgs.split_target). H200,
+ * 7B F16 tg128: fixed 64-position spans 227 t/s, 16 positions 253 t/s; at
+ * depth 1536, 24 spans of 64 beat 96 spans of 16 (207 vs 181 t/s: merge).
+ * Env M40LLM_CUDA_DECODE_SPAN / M40LLM_CUDA_DECODE_SPLITS override. */
+#define DECODE_SPAN 16
+#define DECODE_SPLITS 24
 /* Batches of up to this many tokens (decode batches, short prefills) use
  * cuda_matvec, whose n > 1 kernel reads each weight once for all n vectors;
  * larger ones dequant + GEMM. Measured on the H200, 7B F16 decode x8: 778
@@ -88,7 +93,6 @@ struct CudaBackend {
     float *h_logits;                 /* pinned (CUDA_MATVEC_MAX_BATCH, n_vocab) */
     int use_graphs;
     int fuse_glu; /* one token: gate|up matvec with SwiGLU in its epilogue (M40LLM_CUDA_FUSE_GLU) */
-    int fuse_norm; /* one token: RMSNorm inside the next matvec (M40LLM_CUDA_FUSE_NORM=1) */
     cudaGraphExec_t graph[CUDA_MATVEC_MAX_BATCH + 1];
     int graph_seen[CUDA_MATVEC_MAX_BATCH + 1];
 };
@@ -180,19 +184,13 @@ static void forward_layers(CudaBackend *cb, Scratch *S, int n, int n_split, int 
     const size_t layer_stride = (size_t)cb->b.n_seq * 2 * cb->b.n_ctx * cb->kvd;
     for (int l = 0; l < c->n_layers; l++) {
         const DevLayer *L = &cb->layers[l];
-        const int fuse_n = n == 1 && cb->fuse_norm; /* RMSNorm inside the next matvec */
+        cuda_rmsnorm(S->x, L->attn_norm, S->xb, n, c->dim, c->norm_eps, s);
         float *q = S->q, *k = S->k, *v = S->v;
         if (n == 1 && L->wqkv.data && n <= cb->matvec_max) {
             k = q + cb->q_dim;
             v = k + cb->kvd;
-            /* bq|bk|bv contiguous */
-            if (!fuse_n || !cuda_matvec_norm(L->wqkv.type, L->wqkv.data, L->wqkv.rows, L->wqkv.cols,
-                                             S->x, q, L->bq, L->attn_norm, c->norm_eps, s)) {
-                cuda_rmsnorm(S->x, L->attn_norm, S->xb, n, c->dim, c->norm_eps, s);
-                matmul(cb, S, &L->wqkv, S->xb, n, q, L->bq, 0, s);
-            }
+            matmul(cb, S, &L->wqkv, S->xb, n, q, L->bq, 0, s); /* bq|bk|bv contiguous */
         } else {
-            cuda_rmsnorm(S->x, L->attn_norm, S->xb, n, c->dim, c->norm_eps, s);
             matmul(cb, S, &L->wq, S->xb, n, q, L->bq, 0, s);
             matmul(cb, S, &L->wk, S->xb, n, k, L->bk, 0, s);
             matmul(cb, S, &L->wv, S->xb, n, v, L->bv, 0, s);
@@ -210,6 +208,7 @@ static void forward_layers(CudaBackend *cb, Scratch *S, int n, int n_split, int 
         a.head_dim = c->head_dim;
         a.span = S->span;
         a.n_split = n_split;
+        a.split_target = decode ? n_split : 0;
         a.part_o = S->part_o;
         a.part_ml = S->part_ml;
         a.out = S->xb;
@@ -220,19 +219,15 @@ static void forward_layers(CudaBackend *cb, Scratch *S, int n, int n_split, int 
         a.v_new = v;
         cuda_attention(&a, s);
         matmul(cb, S, &L->wo, S->xb, n, S->x, NULL, 1, s);
+        cuda_rmsnorm(S->x, L->ffn_norm, S->xb, n, c->dim, c->norm_eps, s);
         if (n == 1 && L->w_gu.data && n <= cb->matvec_max) {
-            if (!(cb->fuse_glu && fuse_n &&
-                  cuda_matvec_glu(L->w_gu.type, L->w_gu.data, c->ffn_dim, L->w_gu.cols, S->x, S->hg,
-                                  L->ffn_norm, c->norm_eps, s))) {
-                cuda_rmsnorm(S->x, L->ffn_norm, S->xb, n, c->dim, c->norm_eps, s);
-                if (!cb->fuse_glu || !cuda_matvec_glu(L->w_gu.type, L->w_gu.data, c->ffn_dim,
-                                                      L->w_gu.cols, S->xb, S->hg, NULL, 0.0f, s)) {
-                    matmul(cb, S, &L->w_gu, S->xb, n, S->hg, NULL, 0, s);
-                    cuda_swiglu(S->hg, S->hg + c->ffn_dim, S->hg, c->ffn_dim, s);
-                }
+            /* SwiGLU in the gate|up matvec's epilogue when the fast kernel takes the type */
+            if (!cb->fuse_glu || !cuda_matvec_glu(L->w_gu.type, L->w_gu.data, c->ffn_dim,
+                                                  L->w_gu.cols, S->xb, S->hg, s)) {
+                matmul(cb, S, &L->w_gu, S->xb, n, S->hg, NULL, 0, s);
+                cuda_swiglu(S->hg, S->hg + c->ffn_dim, S->hg, c->ffn_dim, s);
             }
         } else {
-            cuda_rmsnorm(S->x, L->ffn_norm, S->xb, n, c->dim, c->norm_eps, s);
             matmul(cb, S, &L->w_gate, S->xb, n, S->hg, NULL, 0, s);
             matmul(cb, S, &L->w_up, S->xb, n, S->hu, NULL, 0, s);
             cuda_swiglu(S->hg, S->hu, S->hg, (int64_t)n * c->ffn_dim, s);
@@ -244,11 +239,6 @@ static void forward_layers(CudaBackend *cb, Scratch *S, int n, int n_split, int 
 /* Final norm + output rows [r0, r0+n) of S->x into S->logits (n <= logit_rows). */
 static void forward_logits(CudaBackend *cb, Scratch *S, int r0, int n, cudaStream_t s) {
     const ModelConfig *c = &cb->c;
-    if (n == 1 && cb->fuse_norm && n <= cb->matvec_max &&
-        cuda_matvec_norm(cb->output.type, cb->output.data, cb->output.rows, cb->output.cols,
-                         S->x + (size_t)r0 * c->dim, S->logits, NULL, cb->output_norm, c->norm_eps,
-                         s))
-        return;
     cuda_rmsnorm(S->x + (size_t)r0 * c->dim, cb->output_norm, S->xb, n, c->dim, c->norm_eps, s);
     matmul(cb, S, &cb->output, S->xb, n, S->logits, NULL, 0, s);
 }
@@ -690,8 +680,6 @@ extern "C" Backend *backend_cuda_create(const Model *m, const BackendParams *p, 
     const int use_cublas = p->use_cublas && !env_off("M40LLM_ENABLE_CUBLAS");
     cb->use_graphs = !env_off("M40LLM_CUDA_GRAPHS");
     cb->fuse_glu = !env_off("M40LLM_CUDA_FUSE_GLU");
-    /* off by default: measured no faster (7B F16 224.2 fused against 225.0 t/s) */
-    cb->fuse_norm = getenv("M40LLM_CUDA_FUSE_NORM") && !env_off("M40LLM_CUDA_FUSE_NORM");
     CUDA_CHECK(cudaSetDevice(dev));
     cuda_pdl_on = cb->prop.major >= 9 && !env_off("M40LLM_CUDA_PDL") && cuda_pdl_supported();
     snprintf(b->desc, sizeof b->desc, "cuda:%d %s sm_%d%d, cuBLAS %s", dev, cb->prop.name,
@@ -714,13 +702,15 @@ extern "C" Backend *backend_cuda_create(const Model *m, const BackendParams *p, 
     const int pre_span = std::max(256, (b->n_ctx + PREFILL_SPLIT_MAX - 1) / PREFILL_SPLIT_MAX);
     const int pre_split = (b->n_ctx + pre_span - 1) / pre_span;
     const int dec_cap = std::min(b->n_seq, CUDA_MATVEC_MAX_BATCH);
-    int dec_span0 = DECODE_SPAN; /* env M40LLM_CUDA_DECODE_SPAN (16..4096): measurements */
+    int dec_span = DECODE_SPAN, dec_split = DECODE_SPLITS; /* minimum span, spans */
     if (getenv("M40LLM_CUDA_DECODE_SPAN")) {
         const int v = atoi(getenv("M40LLM_CUDA_DECODE_SPAN"));
-        dec_span0 = v < 16 ? 16 : v > 4096 ? 4096 : v;
+        dec_span = v < 16 ? 16 : v > 4096 ? 4096 : v;
     }
-    const int dec_span = std::max(dec_span0, (b->n_ctx + DECODE_SPLIT_MAX - 1) / DECODE_SPLIT_MAX);
-    const int dec_split = (b->n_ctx + dec_span - 1) / dec_span;
+    if (getenv("M40LLM_CUDA_DECODE_SPLITS")) {
+        const int v = atoi(getenv("M40LLM_CUDA_DECODE_SPLITS"));
+        dec_split = v < 1 ? 1 : v > 256 ? 256 : v;
+    }
     cb->matvec_max = MATVEC_MAX_DEFAULT;
     if (getenv("M40LLM_CUDA_MATVEC_MAX")) {
         int v = atoi(getenv("M40LLM_CUDA_MATVEC_MAX"));

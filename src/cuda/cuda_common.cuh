@@ -121,20 +121,11 @@ void cuda_matvec(uint32_t type, const void *W, int64_t rows, int64_t cols, const
 /* One decode token through a stacked gate|up matrix W (2*ffn rows: gate
  * rows 0..ffn-1, up rows ffn..2ffn-1) with SwiGLU in the epilogue:
  * H[r] = silu(g_r) * u_r, g_r and u_r computed by one warp (the same
- * per-row arithmetic as cuda_matvec, so with nw NULL H equals cuda_matvec +
- * cuda_swiglu bit for bit). nw (cols FP32, 16-byte aligned) or NULL: X is
- * RMSNorm'ed on the fly as in cuda_matvec_norm. Returns 0 (nothing
- * launched) for types or alignments the fast kernel does not take; the
- * caller then runs the separate steps. */
+ * per-row arithmetic as cuda_matvec, so H equals cuda_matvec + cuda_swiglu
+ * bit for bit). Returns 0 (nothing launched) for types or alignments the
+ * fast kernel does not take; the caller then runs the two steps. */
 int cuda_matvec_glu(uint32_t type, const void *W, int64_t ffn, int64_t cols, const float *X,
-                    float *H, const float *nw, float eps, cudaStream_t s);
-/* One token: Y = W rmsnorm(X) (+ bias) with rmsnorm(x) = x * w / sqrt(mean(x^2) + eps):
- * every CTA stages x * w for the products and sums x^2 on the way, and
- * scales each row's sum once at the end (no separate RMSNorm kernel and no
- * extra pass over x; equal to rmsnorm + cuda_matvec up to rounding, ~1e-7).
- * Returns 0 when the fast kernel does not take this type or alignment. */
-int cuda_matvec_norm(uint32_t type, const void *W, int64_t rows, int64_t cols, const float *X,
-                     float *Y, const float *bias, const float *nw, float eps, cudaStream_t s);
+                    float *H, cudaStream_t s);
 /* Dequantizes rows [r0, r1) of W into dst, FP32 row-major (r1-r0) x cols. */
 void cuda_dequant_rows(uint32_t type, const void *W, int64_t r0, int64_t r1, int64_t cols,
                        float *dst, cudaStream_t s);
@@ -221,9 +212,14 @@ struct CudaAttnArgs {
     int n_items;
     int n_heads, n_kv_heads, head_dim;
     int span, n_split; /* n_split * span >= max position + 1 */
-    float *part_o;     /* (n_items, n_heads, n_split, head_dim) scratch */
-    float *part_ml;    /* (n_items, n_heads, n_split, 2) scratch */
-    float *out;        /* (n_items, n_heads * head_dim) */
+    /* > 0 (decode): the span adapts to each item's length, max(span,
+     * ceil(len / split_target) rounded up to 16), so short contexts get
+     * short spans (many blocks, short loops) and long ones few spans (a
+     * cheap merge); needs n_split >= split_target. 0: fixed `span`. */
+    int split_target;
+    float *part_o;  /* (n_items, n_heads, n_split, head_dim) scratch */
+    float *part_ml; /* (n_items, n_heads, n_split, 2) scratch */
+    float *out;     /* (n_items, n_heads * head_dim) */
     /* (n_items, n_kv_heads) ints, zero before the first call and left zero
      * after each: the last span block of an (item, kv head) to finish merges
      * the spans (no combine kernel; one span: written directly). */

@@ -33,11 +33,6 @@ int cuda_test_matvec(uint32_t type, int64_t rows, int64_t cols, int n, const voi
 int cuda_test_matvec_glu(uint32_t type, int64_t ffn, int64_t cols, const void *W_host,
                          const float *X, float *H_fused, float *H_ref);
 
-/* Y (rows) = cuda_matvec_norm: W rmsnorm(X; nw, eps) (+ bias). Returns 1 when
- * the fused kernel ran, 0 when it does not take this type, -1 on error. */
-int cuda_test_matvec_norm(uint32_t type, int64_t rows, int64_t cols, const void *W_host,
-                          const float *X, const float *nw, float eps, const float *bias, float *Y);
-
 /* out ((r1-r0) x cols) = cuda_dequant_rows(W rows [r0, r1)). */
 int cuda_test_dequant_rows(uint32_t type, int64_t rows, int64_t cols, const void *W_host,
                            int64_t r0, int64_t r1, float *out);

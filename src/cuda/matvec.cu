@@ -316,8 +316,7 @@ template <class U, int NV, int R, int KS>
 __global__ void __launch_bounds__(FW * 32)
     mv_fast(const uint8_t *__restrict__ W, int rows, long long row_bytes, int nunits,
             const float *__restrict__ X, int cols, int n, float *__restrict__ Y,
-            const float *__restrict__ bias, int accumulate, int glu, const float *__restrict__ nw,
-            float eps) {
+            const float *__restrict__ bias, int accumulate, int glu) {
     constexpr int TU = 32 * KS;                              /* units per tile and row */
     constexpr int TC = TU * U::UC;                           /* columns per tile */
     constexpr int TF4 = TC / 4;                              /* float4 per tile and vector */
@@ -340,8 +339,7 @@ __global__ void __launch_bounds__(FW * 32)
         for (int v = 0; v < NV; v++) acc[r][v] = 0.0f;
     const int nt = (cols + TC - 1) / TC;
     typename U::Regs ba[R][KS], bb[R][KS];
-    float4 xr[XR], gr[XR];
-    float ssq = 0.0f; /* nw: this thread's share of sum x^2 (RMSNorm) */
+    float4 xr[XR];
 
     auto load = [&](int t, typename U::Regs(&b)[R][KS]) {
 #pragma unroll
@@ -359,10 +357,8 @@ __global__ void __launch_bounds__(FW * 32)
             const int e = threadIdx.x + FW * 32 * i;
             const int v = e / TF4, f = e % TF4;
             const int col = t * TC + 4 * f;
-            if (v < n && e < NV * TF4 && col < cols) {
+            if (v < n && e < NV * TF4 && col < cols)
                 xr[i] = __ldg(reinterpret_cast<const float4 *>(X + (long long)v * cols + col));
-                if (NV == 1 && nw) gr[i] = __ldg(reinterpret_cast<const float4 *>(nw + col));
-            }
         }
     };
     auto xstore = [&](int t) {
@@ -372,12 +368,6 @@ __global__ void __launch_bounds__(FW * 32)
             const int v = e / TF4, f = e % TF4;
             const int col = t * TC + 4 * f;
             const bool ok = v < n && e < NV * TF4 && col < cols;
-            if (NV == 1 && nw && ok) { /* RMSNorm: x^2 summed, x * w staged; scale at the end */
-                const float4 a = xr[i], g = gr[i];
-                ssq = fmaf(a.x, a.x, ssq), ssq = fmaf(a.y, a.y, ssq);
-                ssq = fmaf(a.z, a.z, ssq), ssq = fmaf(a.w, a.w, ssq);
-                xr[i] = make_float4(a.x * g.x, a.y * g.y, a.z * g.z, a.w * g.w);
-            }
             if (ok) xs[t & 1][v][U::swz(f)] = xr[i];
             if constexpr (U::XSUM) { /* sums of x over 16 columns = 4 lanes */
                 float sm = ok ? (xr[i].x + xr[i].y) + (xr[i].z + xr[i].w) : 0.0f;
@@ -443,19 +433,8 @@ __global__ void __launch_bounds__(FW * 32)
         __syncthreads();
     }
 
-    float scale = 1.0f;
-    if (NV == 1 && nw) { /* the CTA's sum of x^2 (every CTA stages all of x): same in all CTAs */
-        __shared__ float red[FW];
-        const float w = warp_sum(ssq);
-        if (lane == 0) red[warp] = w;
-        __syncthreads();
-        float tot = 0.0f;
-#pragma unroll
-        for (int i = 0; i < FW; i++) tot += red[i];
-        scale = 1.0f / sqrtf(tot / (float)cols + eps);
-    }
     if (R == 2 && glu > 0) {
-        const float g = warp_sum(acc[0][0]) * scale, u = warp_sum(acc[R - 1][0]) * scale;
+        const float g = warp_sum(acc[0][0]), u = warp_sum(acc[R - 1][0]);
         if (lane == 0 && gp < glu) Y[gp] = g / (1.0f + expf(-g)) * u; /* as swiglu_kernel */
         return;
     }
@@ -464,7 +443,7 @@ __global__ void __launch_bounds__(FW * 32)
         const int row = row0 + r;
 #pragma unroll
         for (int v = 0; v < NV; v++) {
-            const float s = warp_sum(acc[r][v]) * scale;
+            const float s = warp_sum(acc[r][v]);
             if (lane == 0 && v < n && row < rows) {
                 const long long idx = (long long)v * rows + row;
                 float y = s + (bias ? bias[row] : 0.0f);
@@ -477,15 +456,14 @@ __global__ void __launch_bounds__(FW * 32)
 
 template <class U, int NV, int R>
 void launch_fast(const void *W, int64_t rows, int64_t cols, const float *X, int n, float *Y,
-                 const float *bias, int accumulate, cudaStream_t s, int glu = 0,
-                 const float *nw = nullptr, float eps = 0.0f) {
+                 const float *bias, int accumulate, cudaStream_t s, int glu = 0) {
     constexpr int KS = NV >= 4 ? 1 : R >= 4 ? 1 : U::KS;
     const long long nb = cols / U::QKB;
     const long long row_bytes = nb * U::BYTES;
     const int nunits = (int)(cols / U::UC);
     const unsigned grid = (unsigned)((rows + FW * R - 1) / (FW * R));
     cuda_launch(mv_fast<U, NV, R, KS>, grid, FW * 32, 0, s, (const uint8_t *)W, (int)rows,
-                row_bytes, nunits, X, (int)cols, n, Y, bias, accumulate, glu, nw, eps);
+                row_bytes, nunits, X, (int)cols, n, Y, bias, accumulate, glu);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -748,13 +726,6 @@ void launch_grp_n(const void *W, int64_t rows, int64_t cols, const float *X, int
     }
 }
 
-/* n = 1 with 4 rows per warp (x read from shared memory once per 4 rows):
- * the workbench measured it 3-13 points faster than 2 rows for Q4_0/Q4_1
- * alone, but a 7B decode with it was slower (Q4_0 256 against 271 t/s, Q4_K
- * 214 against 281; bench/matvec_notes.md v7), so the default stays 2 rows;
- * `r = 4` selects it for measurements. */
-template <class U> static bool fast_r4(int64_t) { return false; }
-
 /* r: rows per warp (0 = default) */
 template <class U>
 void launch_fast_n(const void *W, int64_t rows, int64_t cols, const float *X, int n, float *Y,
@@ -773,7 +744,7 @@ void launch_fast_n(const void *W, int64_t rows, int64_t cols, const float *X, in
         if (m == 1) {
             if (r == 1)
                 launch_fast<U, 1, 1>(W, rows, cols, Xi, m, Yi, bias, accumulate, s);
-            else if (r == 4 || (r == 0 && fast_r4<U>(rows)))
+            else if (r == 4) /* workbench only: 4 rows per warp (bench/matvec_notes.md v7) */
                 launch_fast<U, 1, 4>(W, rows, cols, Xi, m, Yi, bias, accumulate, s);
             else
                 launch_fast<U, 1, 2>(W, rows, cols, Xi, m, Yi, bias, accumulate, s);
@@ -834,69 +805,53 @@ int fast_dispatch(uint32_t type, const void *W, int64_t rows, int64_t cols, cons
 } // namespace
 
 namespace {
-/* one token through mv_fast with RMSNorm (nw) and/or SwiGLU (glu) fused */
+/* one token through mv_fast with SwiGLU fused (gate row p and up row p in one warp) */
 template <class U>
-void fused_n1(const void *W, int64_t rows, int64_t cols, const float *X, float *Y,
-              const float *bias, const float *nw, float eps, int glu, cudaStream_t s) {
-    if (glu > 0)
-        fast::launch_fast<U, 1, 2>(W, rows, cols, X, 1, Y, bias, 0, s, glu, nw, eps);
-    else if (fast::fast_r4<U>(rows))
-        fast::launch_fast<U, 1, 4>(W, rows, cols, X, 1, Y, bias, 0, s, 0, nw, eps);
-    else
-        fast::launch_fast<U, 1, 2>(W, rows, cols, X, 1, Y, bias, 0, s, 0, nw, eps);
-}
-
-int fused_dispatch(uint32_t type, const void *W, int64_t rows, int64_t cols, const float *X,
-                   float *Y, const float *bias, const float *nw, float eps, int glu,
-                   cudaStream_t s) {
-    if (rows <= 0 || (uintptr_t)X % 16 != 0 || cols % 8 != 0 || cols > (1ll << 30) ||
-        rows > (1ll << 30) || (nw && (uintptr_t)nw % 16 != 0))
-        return 0;
-    const bool w16 = (uintptr_t)W % 16 == 0;
-    switch (type) {
-    case GGML_TYPE_F16:
-        if (!w16) return 0;
-        fused_n1<fast::UHalf<false>>(W, rows, cols, X, Y, bias, nw, eps, glu, s);
-        return 1;
-    case GGML_TYPE_BF16:
-        if (!w16) return 0;
-        fused_n1<fast::UHalf<true>>(W, rows, cols, X, Y, bias, nw, eps, glu, s);
-        return 1;
-    case GGML_TYPE_Q4_K:
-        if (!w16) return 0;
-        fused_n1<fast::UK<false>>(W, rows, cols, X, Y, bias, nw, eps, glu, s);
-        return 1;
-    case GGML_TYPE_Q4_0:
-        fused_n1<fast::UQ4_0>(W, rows, cols, X, Y, bias, nw, eps, glu, s);
-        return 1;
-    case GGML_TYPE_Q8_0:
-        fused_n1<fast::UQ8_0>(W, rows, cols, X, Y, bias, nw, eps, glu, s);
-        return 1;
-    case GGML_TYPE_Q4_1:
-        fused_n1<fast::UQ4_1>(W, rows, cols, X, Y, bias, nw, eps, glu, s);
-        return 1;
-    case GGML_TYPE_Q5_0:
-        fused_n1<fast::UQ5_0>(W, rows, cols, X, Y, bias, nw, eps, glu, s);
-        return 1;
-    case GGML_TYPE_Q5_1:
-        fused_n1<fast::UQ5_1>(W, rows, cols, X, Y, bias, nw, eps, glu, s);
-        return 1;
-    default:
-        return 0;
-    }
+void glu_n1(const void *W, int64_t rows, int64_t cols, const float *X, float *H, int glu,
+            cudaStream_t s) {
+    fast::launch_fast<U, 1, 2>(W, rows, cols, X, 1, H, NULL, 0, s, glu);
 }
 } // namespace
 
 int cuda_matvec_glu(uint32_t type, const void *W, int64_t ffn, int64_t cols, const float *X,
-                    float *H, const float *nw, float eps, cudaStream_t s) {
-    if (ffn <= 0 || ffn > (1ll << 29)) return 0;
-    return fused_dispatch(type, W, 2 * ffn, cols, X, H, NULL, nw, eps, (int)ffn, s);
-}
-
-int cuda_matvec_norm(uint32_t type, const void *W, int64_t rows, int64_t cols, const float *X,
-                     float *Y, const float *bias, const float *nw, float eps, cudaStream_t s) {
-    if (!nw) return 0;
-    return fused_dispatch(type, W, rows, cols, X, Y, bias, nw, eps, 0, s);
+                    float *H, cudaStream_t s) {
+    if (ffn <= 0 || ffn > (1ll << 29) || (uintptr_t)X % 16 != 0 || cols % 8 != 0 ||
+        cols > (1ll << 30))
+        return 0;
+    const bool w16 = (uintptr_t)W % 16 == 0;
+    const int64_t rows = 2 * ffn;
+    const int glu = (int)ffn;
+    switch (type) {
+    case GGML_TYPE_F16:
+        if (!w16) return 0;
+        glu_n1<fast::UHalf<false>>(W, rows, cols, X, H, glu, s);
+        return 1;
+    case GGML_TYPE_BF16:
+        if (!w16) return 0;
+        glu_n1<fast::UHalf<true>>(W, rows, cols, X, H, glu, s);
+        return 1;
+    case GGML_TYPE_Q4_K:
+        if (!w16) return 0;
+        glu_n1<fast::UK<false>>(W, rows, cols, X, H, glu, s);
+        return 1;
+    case GGML_TYPE_Q4_0:
+        glu_n1<fast::UQ4_0>(W, rows, cols, X, H, glu, s);
+        return 1;
+    case GGML_TYPE_Q8_0:
+        glu_n1<fast::UQ8_0>(W, rows, cols, X, H, glu, s);
+        return 1;
+    case GGML_TYPE_Q4_1:
+        glu_n1<fast::UQ4_1>(W, rows, cols, X, H, glu, s);
+        return 1;
+    case GGML_TYPE_Q5_0:
+        glu_n1<fast::UQ5_0>(W, rows, cols, X, H, glu, s);
+        return 1;
+    case GGML_TYPE_Q5_1:
+        glu_n1<fast::UQ5_1>(W, rows, cols, X, H, glu, s);
+        return 1;
+    default:
+        return 0;
+    }
 }
 
 int cuda_matvec_supported(uint32_t type) {

@@ -79,7 +79,7 @@ extern "C" int cuda_test_matvec_glu(uint32_t type, int64_t ffn, int64_t cols, co
     HOOK_CHECK(cudaMemcpy(dW, W_host, wb, cudaMemcpyHostToDevice));
     HOOK_CHECK(cudaMemcpy(dX, X, sizeof(float) * (size_t)cols, cudaMemcpyHostToDevice));
     poison(dH, ffn);
-    ran = cuda_matvec_glu(type, dW, ffn, cols, dX, dH, nullptr, 0.0f, 0);
+    ran = cuda_matvec_glu(type, dW, ffn, cols, dX, dH, 0);
     HOOK_CHECK(cudaGetLastError());
     HOOK_CHECK(cudaDeviceSynchronize());
     if (ran)
@@ -96,39 +96,6 @@ fail:
     cudaFree(dX);
     cudaFree(dY);
     cudaFree(dH);
-    return rc;
-}
-
-extern "C" int cuda_test_matvec_norm(uint32_t type, int64_t rows, int64_t cols, const void *W_host,
-                                     const float *X, const float *nw, float eps, const float *bias,
-                                     float *Y) {
-    const size_t wb = ggml_row_size(type, (uint64_t)cols) * (size_t)rows;
-    uint8_t *dW = nullptr;
-    float *dX = nullptr, *dN = nullptr, *dB = nullptr, *dY = nullptr;
-    int rc = -1, ran = 0;
-    HOOK_CHECK(cudaMalloc(&dW, wb));
-    HOOK_CHECK(cudaMalloc(&dX, sizeof(float) * (size_t)cols));
-    HOOK_CHECK(cudaMalloc(&dN, sizeof(float) * (size_t)cols));
-    HOOK_CHECK(cudaMalloc(&dY, sizeof(float) * (size_t)rows));
-    HOOK_CHECK(cudaMemcpy(dW, W_host, wb, cudaMemcpyHostToDevice));
-    HOOK_CHECK(cudaMemcpy(dX, X, sizeof(float) * (size_t)cols, cudaMemcpyHostToDevice));
-    HOOK_CHECK(cudaMemcpy(dN, nw, sizeof(float) * (size_t)cols, cudaMemcpyHostToDevice));
-    if (bias) {
-        HOOK_CHECK(cudaMalloc(&dB, sizeof(float) * (size_t)rows));
-        HOOK_CHECK(cudaMemcpy(dB, bias, sizeof(float) * (size_t)rows, cudaMemcpyHostToDevice));
-    }
-    poison(dY, rows);
-    ran = cuda_matvec_norm(type, dW, rows, cols, dX, dY, dB, dN, eps, 0);
-    HOOK_CHECK(cudaGetLastError());
-    HOOK_CHECK(cudaDeviceSynchronize());
-    if (ran) HOOK_CHECK(cudaMemcpy(Y, dY, sizeof(float) * (size_t)rows, cudaMemcpyDeviceToHost));
-    rc = ran;
-fail:
-    cudaFree(dW);
-    cudaFree(dX);
-    cudaFree(dN);
-    cudaFree(dB);
-    cudaFree(dY);
     return rc;
 }
 

@@ -50,6 +50,7 @@ int cuda_test_attention(const float *q, const uint16_t *k, const uint16_t *v, co
     a.head_dim = head_dim;
     a.span = span;
     a.n_split = n_split;
+    a.split_target = 0;
     a.part_o = po;
     a.part_ml = pml;
     a.out = dout;

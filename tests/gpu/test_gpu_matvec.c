@@ -202,64 +202,6 @@ static void test_matvec_glu(void **state) {
     assert_true(fused >= 8 * (int)N_SHAPES);
 }
 
-/* Matvec with the RMSNorm of its input fused in (one decode token) against
- * the CPU: rmsnorm in double, then quant_matvec. Every fast-path type. */
-static void test_matvec_norm(void **state) {
-    (void)state;
-    if (!gpu_present()) TEST_SKIP("no CUDA device");
-    int fused = 0;
-    for (size_t t = 0; t < N_TYPES; t++) {
-        const uint32_t type = k_types[t];
-        for (size_t s = 0; s < N_SHAPES; s++) {
-            const int rows = k_shapes[s].rows, cols = k_shapes[s].cols;
-            uint8_t *W = make_weights(type, rows, cols, 700 + t * 10 + s);
-            float *X = malloc(sizeof(float) * (size_t)cols);
-            float *nw = malloc(sizeof(float) * (size_t)cols);
-            float *xn = malloc(sizeof(float) * (size_t)cols);
-            float *bias = malloc(sizeof(float) * (size_t)rows);
-            float *y = malloc(sizeof(float) * (size_t)rows);
-            float *ref = malloc(sizeof(float) * (size_t)rows);
-            assert_true(X && nw && xn && bias && y && ref);
-            fill_random(X, (size_t)cols, 800 + s, 3.0f);
-            fill_random(nw, (size_t)cols, 900 + s, 1.0f);
-            fill_random(bias, (size_t)rows, 950 + s, 1.0f);
-            for (int c = 0; c < cols; c++) nw[c] += 1.0f;
-            const float eps = 1e-5f;
-            const int rc =
-                cuda_test_matvec_norm(type, rows, cols, W, X, nw, eps, s % 2 ? bias : NULL, y);
-            assert_true(rc >= 0);
-            if (rc == 1) {
-                fused++;
-                double ss = 0;
-                for (int c = 0; c < cols; c++) ss += (double)X[c] * X[c];
-                const double sc = 1.0 / sqrt(ss / cols + eps);
-                for (int c = 0; c < cols; c++) xn[c] = (float)(X[c] * sc * nw[c]);
-                quant_matvec(type, W, cols, 0, rows, xn, ref);
-                if (s % 2)
-                    for (int r = 0; r < rows; r++) ref[r] += bias[r];
-                const double m = fmax(max_abs(ref, (size_t)rows), 1e-6);
-                double err = 0;
-                for (int r = 0; r < rows; r++)
-                    err = fmax(err, isfinite(y[r]) ? fabs((double)y[r] - ref[r]) / m : 1e30);
-                if (err > 1e-3)
-                    fprintf(stderr, "norm %s %dx%d: max rel error %.3g\n", ggml_type_name(type),
-                            rows, cols, err);
-                assert_true(err <= 1e-3);
-            }
-            free(W);
-            free(X);
-            free(nw);
-            free(xn);
-            free(bias);
-            free(y);
-            free(ref);
-        }
-    }
-    fprintf(stderr, "norm: fused kernel ran for %d of %zu type/shape cases\n", fused,
-            N_TYPES * N_SHAPES);
-    assert_true(fused >= 8 * (int)N_SHAPES);
-}
-
 static void test_dequant_and_get_rows(void **state) {
     (void)state;
     if (!gpu_present()) TEST_SKIP("no CUDA device");
@@ -320,8 +262,9 @@ static void test_dequant_and_get_rows(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matvec_all),           cmocka_unit_test(test_matvec_half_odd),
-        cmocka_unit_test(test_matvec_glu),           cmocka_unit_test(test_matvec_norm),
+        cmocka_unit_test(test_matvec_all),
+        cmocka_unit_test(test_matvec_half_odd),
+        cmocka_unit_test(test_matvec_glu),
         cmocka_unit_test(test_dequant_and_get_rows),
     };
     return TEST_MAIN(tests);
