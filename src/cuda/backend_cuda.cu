@@ -28,9 +28,10 @@ extern "C" {
  * spans of at least DECODE_SPAN positions (CudaAttnArgs.split_target). H200,
  * 7B F16 tg128: fixed 64-position spans 227 t/s, 16 positions 253 t/s; at
  * depth 1536, 24 spans of 64 beat 96 spans of 16 (207 vs 181 t/s: merge).
- * Env M40LLM_CUDA_DECODE_SPAN / M40LLM_CUDA_DECODE_SPLITS override. */
+ * Adaptive, tg128 / depth 1536: 16 spans 263 / 185, 24 spans 262 / 202,
+ * 32 spans 262 / 211 t/s. Env M40LLM_CUDA_DECODE_SPAN / _SPLITS override. */
 #define DECODE_SPAN 16
-#define DECODE_SPLITS 24
+#define DECODE_SPLITS 32
 /* Batches of up to this many tokens (decode batches, short prefills) use
  * cuda_matvec, whose n > 1 kernel reads each weight once for all n vectors;
  * larger ones dequant + GEMM. Measured on the H200, 7B F16 decode x8: 778
