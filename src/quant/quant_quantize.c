@@ -38,13 +38,15 @@ static inline int nearest_int(float f) {
     return (i & 0x007fffff) - 0x00400000;
 }
 
-/* ------------------------------------------------------------ legacy types */
+/* nearest_int(v) clamped to the symmetric quant range [-nmax, nmax - 1] */
+static inline int qclamp(int nmax, float v) { return imax(-nmax, imin(nmax - 1, nearest_int(v))); }
 
-/* The first of x[0..32) with the largest |x| (sign kept), 0 when all are
- * 0: the scale source of Q4_0 / Q5_0, as ggml's reference quantizers. */
-static float signed_absmax32(const float *x) {
+/* The first of x[0..n) with the largest |x| (sign kept), 0 when all are 0:
+ * the scale source of Q4_0 / Q5_0 and the symmetric K-quant searches, as
+ * ggml's reference quantizers. */
+static float signed_absmax(const float *x, int n) {
     float amax = 0.0f, max = 0.0f;
-    for (int j = 0; j < 32; j++)
+    for (int j = 0; j < n; j++)
         if (fabsf(x[j]) > amax) {
             amax = fabsf(x[j]);
             max = x[j];
@@ -52,8 +54,19 @@ static float signed_absmax32(const float *x) {
     return max;
 }
 
+/* Smallest and largest of x[0..32): the range of Q4_1 / Q5_1 blocks. */
+static void minmax32(const float *x, float *mn, float *mx) {
+    *mn = FLT_MAX, *mx = -FLT_MAX;
+    for (int j = 0; j < 32; j++) {
+        if (x[j] < *mn) *mn = x[j];
+        if (x[j] > *mx) *mx = x[j];
+    }
+}
+
+/* ------------------------------------------------------------ legacy types */
+
 static void q_q4_0(const float *x, BlockQ4_0 *y) {
-    const float max = signed_absmax32(x);
+    const float max = signed_absmax(x, 32);
     /* the extreme value maps to -8 (the asymmetric end of the range) */
     const float d = max / -8.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
     y->d = f32_to_fp16(d);
@@ -65,11 +78,8 @@ static void q_q4_0(const float *x, BlockQ4_0 *y) {
 }
 
 static void q_q4_1(const float *x, BlockQ4_1 *y) {
-    float mn = FLT_MAX, mx = -FLT_MAX;
-    for (int j = 0; j < 32; j++) {
-        if (x[j] < mn) mn = x[j];
-        if (x[j] > mx) mx = x[j];
-    }
+    float mn, mx;
+    minmax32(x, &mn, &mx);
     const float d = (mx - mn) / 15.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
     y->d = f32_to_fp16(d);
     y->m = f32_to_fp16(mn);
@@ -81,7 +91,7 @@ static void q_q4_1(const float *x, BlockQ4_1 *y) {
 }
 
 static void q_q5_0(const float *x, BlockQ5_0 *y) {
-    const float max = signed_absmax32(x);
+    const float max = signed_absmax(x, 32);
     const float d = max / -16.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
     y->d = f32_to_fp16(d);
     uint32_t qh = 0;
@@ -96,11 +106,8 @@ static void q_q5_0(const float *x, BlockQ5_0 *y) {
 }
 
 static void q_q5_1(const float *x, BlockQ5_1 *y) {
-    float mn = FLT_MAX, mx = -FLT_MAX;
-    for (int j = 0; j < 32; j++) {
-        if (x[j] < mn) mn = x[j];
-        if (x[j] > mx) mx = x[j];
-    }
+    float mn, mx;
+    minmax32(x, &mn, &mx);
     const float d = (mx - mn) / 31.0f, id = d != 0.0f ? 1.0f / d : 0.0f;
     y->d = f32_to_fp16(d);
     y->m = f32_to_fp16(mn);
@@ -130,25 +137,19 @@ static void q_q8_0(const float *x, BlockQ8_0 *y) {
  * nearby scales and keeps the one maximizing (sum w x l)^2 / sum w l^2 (the
  * least-squares optimum for fixed l), weights w = x^2. Returns the scale. */
 static float qx_quants(int n, int nmax, const float *x, int8_t *L, int search) {
-    float amax = 0.0f, max = 0.0f;
-    for (int i = 0; i < n; i++)
-        if (fabsf(x[i]) > amax) {
-            amax = fabsf(x[i]);
-            max = x[i];
-        }
-    if (amax < GROUP_MAX_EPS) {
+    const float max = signed_absmax(x, n);
+    if (fabsf(max) < GROUP_MAX_EPS) {
         memset(L, 0, (size_t)n);
         return 0.0f;
     }
     float iscale = -(float)nmax / max;
     if (!search) {
-        for (int i = 0; i < n; i++)
-            L[i] = (int8_t)(nmax + imax(-nmax, imin(nmax - 1, nearest_int(iscale * x[i]))));
+        for (int i = 0; i < n; i++) L[i] = (int8_t)(nmax + qclamp(nmax, iscale * x[i]));
         return 1.0f / iscale;
     }
     float sumlx = 0.0f, suml2 = 0.0f;
     for (int i = 0; i < n; i++) {
-        int l = imax(-nmax, imin(nmax - 1, nearest_int(iscale * x[i])));
+        int l = qclamp(nmax, iscale * x[i]);
         L[i] = (int8_t)(l + nmax);
         float w = x[i] * x[i];
         sumlx += w * x[i] * (float)l;
@@ -161,14 +162,13 @@ static float qx_quants(int n, int nmax, const float *x, int8_t *L, int search) {
         iscale = -((float)nmax + 0.1f * (float)is) / max;
         sumlx = suml2 = 0.0f;
         for (int i = 0; i < n; i++) {
-            int l = imax(-nmax, imin(nmax - 1, nearest_int(iscale * x[i])));
+            int l = qclamp(nmax, iscale * x[i]);
             float w = x[i] * x[i];
             sumlx += w * x[i] * (float)l;
             suml2 += w * (float)(l * l);
         }
         if (suml2 > 0.0f && sumlx * sumlx > best * suml2) {
-            for (int i = 0; i < n; i++)
-                L[i] = (int8_t)(nmax + imax(-nmax, imin(nmax - 1, nearest_int(iscale * x[i]))));
+            for (int i = 0; i < n; i++) L[i] = (int8_t)(nmax + qclamp(nmax, iscale * x[i]));
             scale = sumlx / suml2;
             best = scale * sumlx;
         }
@@ -180,25 +180,19 @@ static float qx_quants(int n, int nmax, const float *x, int8_t *L, int search) {
  * passes of coordinate descent moving single quants when that increases
  * (sum w x l)^2 / sum w l^2 (w = x^2). L gets l + nmax. Returns the scale. */
 static float q3_quants(int n, int nmax, const float *x, int8_t *L, int search) {
-    float amax = 0.0f, max = 0.0f;
-    for (int i = 0; i < n; i++)
-        if (fabsf(x[i]) > amax) {
-            amax = fabsf(x[i]);
-            max = x[i];
-        }
-    if (amax < GROUP_MAX_EPS) {
+    const float max = signed_absmax(x, n);
+    if (fabsf(max) < GROUP_MAX_EPS) {
         memset(L, 0, (size_t)n);
         return 0.0f;
     }
     const float iscale = -(float)nmax / max;
     if (!search) {
-        for (int i = 0; i < n; i++)
-            L[i] = (int8_t)(nmax + imax(-nmax, imin(nmax - 1, nearest_int(iscale * x[i]))));
+        for (int i = 0; i < n; i++) L[i] = (int8_t)(nmax + qclamp(nmax, iscale * x[i]));
         return 1.0f / iscale;
     }
     float sumlx = 0.0f, suml2 = 0.0f;
     for (int i = 0; i < n; i++) {
-        int l = imax(-nmax, imin(nmax - 1, nearest_int(iscale * x[i])));
+        int l = qclamp(nmax, iscale * x[i]);
         L[i] = (int8_t)l;
         float w = x[i] * x[i];
         sumlx += w * x[i] * (float)l;
@@ -211,7 +205,7 @@ static float q3_quants(int n, int nmax, const float *x, int8_t *L, int search) {
             float slx = sumlx - w * x[i] * (float)L[i];
             if (slx <= 0.0f) continue;
             float sl2 = suml2 - w * (float)(L[i] * L[i]);
-            int nl = imax(-nmax, imin(nmax - 1, nearest_int(x[i] * sl2 / slx)));
+            int nl = qclamp(nmax, x[i] * sl2 / slx);
             if (nl == L[i]) continue;
             slx += w * x[i] * (float)nl;
             sl2 += w * (float)(nl * nl);
@@ -340,19 +334,13 @@ static void q_q2_k(const float *x, BlockQ2K *y, int search) {
 static void q_q3_k(const float *x, BlockQ3K *y, int search) {
     int8_t L[QK_K];
     float scales[16];
-    float amax = 0.0f, max_scale = 0.0f;
-    for (int j = 0; j < 16; j++) {
-        scales[j] = q3_quants(16, 4, x + 16 * j, L + 16 * j, search);
-        if (fabsf(scales[j]) > amax) {
-            amax = fabsf(scales[j]);
-            max_scale = scales[j];
-        }
-    }
+    for (int j = 0; j < 16; j++) scales[j] = q3_quants(16, 4, x + 16 * j, L + 16 * j, search);
+    const float max_scale = signed_absmax(scales, 16);
     memset(y->scales, 0, 12);
     if (max_scale != 0.0f) {
         const float iscale = -32.0f / max_scale;
         for (int j = 0; j < 16; j++) {
-            int l = imax(-32, imin(31, nearest_int(iscale * scales[j]))) + 32;
+            int l = qclamp(32, iscale * scales[j]) + 32;
             if (j < 8)
                 y->scales[j] = (uint8_t)(l & 15);
             else
@@ -369,8 +357,7 @@ static void q_q3_k(const float *x, BlockQ3K *y, int search) {
         sc = (sc | (((y->scales[8 + j % 4] >> (2 * (j / 4))) & 3) << 4)) - 32;
         const float d = D * (float)sc;
         if (d == 0.0f) continue;
-        for (int i = 0; i < 16; i++)
-            L[16 * j + i] = (int8_t)(imax(-4, imin(3, nearest_int(x[16 * j + i] / d))) + 4);
+        for (int i = 0; i < 16; i++) L[16 * j + i] = (int8_t)(qclamp(4, x[16 * j + i] / d) + 4);
     }
     /* high bit of weight j -> hmask[j % 32] bit j / 32 */
     memset(y->hmask, 0, 32);
@@ -470,16 +457,10 @@ static void q_q5_k(const float *x, BlockQ5K *y, int search) {
 static void q_q6_k(const float *x, BlockQ6K *y, int search) {
     int8_t L[QK_K];
     float scales[16];
-    float amax = 0.0f, max_scale = 0.0f;
-    for (int j = 0; j < 16; j++) {
-        scales[j] = qx_quants(16, 32, x + 16 * j, L + 16 * j, search);
-        if (fabsf(scales[j]) > amax) {
-            amax = fabsf(scales[j]);
-            max_scale = scales[j];
-        }
-    }
+    for (int j = 0; j < 16; j++) scales[j] = qx_quants(16, 32, x + 16 * j, L + 16 * j, search);
+    const float max_scale = signed_absmax(scales, 16);
     memset(y, 0, sizeof *y);
-    if (amax < GROUP_MAX_EPS) return;
+    if (fabsf(max_scale) < GROUP_MAX_EPS) return;
     const float iscale = -128.0f / max_scale;
     y->d = f32_to_fp16(1.0f / iscale);
     for (int j = 0; j < 16; j++) y->scales[j] = (int8_t)imin(127, nearest_int(iscale * scales[j]));
@@ -487,8 +468,7 @@ static void q_q6_k(const float *x, BlockQ6K *y, int search) {
     for (int j = 0; j < 16; j++) {
         const float d = D * (float)y->scales[j];
         if (d == 0.0f) continue;
-        for (int i = 0; i < 16; i++)
-            L[16 * j + i] = (int8_t)(imax(-32, imin(31, nearest_int(x[16 * j + i] / d))) + 32);
+        for (int i = 0; i < 16; i++) L[16 * j + i] = (int8_t)(qclamp(32, x[16 * j + i] / d) + 32);
     }
     for (int h = 0; h < 2; h++) {
         const int8_t *Lh = L + 128 * h;
