@@ -79,6 +79,17 @@ static void add_common_headers(struct MHD_Response *r) {
     MHD_add_response_header(r, "Cache-Control", "no-store");
 }
 
+/* Queues r (common headers already added) as the connection's response,
+ * drops our reference and records the status for the request log. */
+static enum MHD_Result queue(Conn *cn, struct MHD_Connection *c, int status,
+                             struct MHD_Response *r) {
+    enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, r);
+    MHD_destroy_response(r);
+    cn->status = status;
+    cn->responded = 1;
+    return rc;
+}
+
 static enum MHD_Result send_buf(Conn *cn, struct MHD_Connection *c, int status, const char *ctype,
                                 char *body, size_t n, int must_free) {
     struct MHD_Response *r = MHD_create_response_from_buffer(
@@ -90,11 +101,7 @@ static enum MHD_Result send_buf(Conn *cn, struct MHD_Connection *c, int status, 
     add_common_headers(r);
     if (ctype) MHD_add_response_header(r, "Content-Type", ctype);
     if (status == 405) MHD_add_response_header(r, "Allow", "GET, POST, OPTIONS");
-    enum MHD_Result rc = MHD_queue_response(c, (unsigned)status, r);
-    MHD_destroy_response(r);
-    cn->status = status;
-    cn->responded = 1;
-    return rc;
+    return queue(cn, c, status, r);
 }
 
 static enum MHD_Result send_json(Conn *cn, struct MHD_Connection *c, int status, json_t *o) {
@@ -740,11 +747,7 @@ static enum MHD_Result ep_gen(Server *s, Conn *cn, struct MHD_Connection *c, Srv
     add_common_headers(resp);
     MHD_add_response_header(resp, "Content-Type", "text/event-stream");
     MHD_add_response_header(resp, "X-Accel-Buffering", "no");
-    enum MHD_Result rc = MHD_queue_response(c, 200, resp);
-    MHD_destroy_response(resp);
-    cn->status = 200;
-    cn->responded = 1;
-    return rc;
+    return queue(cn, c, 200, resp);
 fail:
     free(ids);
     srv_gen_req_free(&r);
@@ -813,16 +816,13 @@ static enum MHD_Result on_request(void *cls, struct MHD_Connection *c, const cha
         atomic_fetch_add(&s->n_http, 1);
         if (!strcmp(method, "OPTIONS")) {
             struct MHD_Response *r = MHD_create_response_from_buffer(0, "", MHD_RESPMEM_PERSISTENT);
+            if (!r) return MHD_NO;
             add_common_headers(r);
             MHD_add_response_header(r, "Access-Control-Allow-Methods", "GET, POST, OPTIONS");
             MHD_add_response_header(r, "Access-Control-Allow-Headers",
                                     "Content-Type, Authorization, X-Requested-With");
             MHD_add_response_header(r, "Access-Control-Max-Age", "86400");
-            enum MHD_Result rc = MHD_queue_response(c, 204, r);
-            MHD_destroy_response(r);
-            cn->status = 204;
-            cn->responded = 1;
-            return rc;
+            return queue(cn, c, 204, r);
         }
         const Route *rt = NULL;
         for (int i = 0; i < N_ROUTES; i++)
