@@ -49,7 +49,9 @@ static __global__ void __launch_bounds__(ATTN_THREADS) attn_span_kernel(CudaAttn
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const float qscale = 1.0f / sqrtf((float)hd);
-    const float *qg = a.q + (int64_t)item * a.n_heads * hd + (int64_t)kvh * G * hd;
+    const int64_t qst = a.qkv_stride ? a.qkv_stride : (int64_t)a.n_heads * hd;
+    const int64_t kst = a.qkv_stride ? a.qkv_stride : (int64_t)kvd;
+    const float *qg = a.q + (int64_t)item * qst + (int64_t)kvh * G * hd;
     if (a.fuse_rope) {
         const int rd = a.rope.rope_dim;
         for (int i = tid; i < G * hd; i += ATTN_THREADS) {
@@ -58,8 +60,8 @@ static __global__ void __launch_bounds__(ATTN_THREADS) attn_span_kernel(CudaAttn
             qs[i] = x * qscale;
         }
         if (start <= pos && pos < end) { /* this block's span holds the new position */
-            const float *kt = a.k_new + (int64_t)item * kvd + kvh * hd;
-            const float *vt = a.v_new + (int64_t)item * kvd + kvh * hd;
+            const float *kt = a.k_new + (int64_t)item * kst + kvh * hd;
+            const float *vt = a.v_new + (int64_t)item * kst + kvh * hd;
             __half *kc = Kw + (int64_t)pos * kvd, *vc = Vw + (int64_t)pos * kvd;
             for (int d = tid; d < hd; d += ATTN_THREADS) {
                 kc[d] = __float2half_rn(d < rd ? cuda_rope_elem(kt, d, pos, a.rope) : kt[d]);

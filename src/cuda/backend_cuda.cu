@@ -187,9 +187,13 @@ static void forward_layers(CudaBackend *cb, Scratch *S, int n, int n_split, int 
         const DevLayer *L = &cb->layers[l];
         cuda_rmsnorm(S->x, L->attn_norm, S->xb, n, c->dim, c->norm_eps, s);
         float *q = S->q, *k = S->k, *v = S->v;
-        if (n == 1 && L->wqkv.data && n <= cb->matvec_max) {
+        int64_t qkv_stride = 0;
+        if ((n == 1 || decode) && L->wqkv.data && n <= cb->matvec_max) {
+            /* one matvec over the stacked q|k|v rows; decode attention reads the
+             * interleaved (n, q_dim + 2 kvd) output through qkv_stride */
             k = q + cb->q_dim;
             v = k + cb->kvd;
+            qkv_stride = n > 1 ? cb->q_dim + 2 * cb->kvd : 0;
             matmul(cb, S, &L->wqkv, S->xb, n, q, L->bq, 0, s); /* bq|bk|bv contiguous */
         } else {
             matmul(cb, S, &L->wq, S->xb, n, q, L->bq, 0, s);
@@ -218,9 +222,11 @@ static void forward_layers(CudaBackend *cb, Scratch *S, int n, int n_split, int 
         a.rope = rp;
         a.k_new = k;
         a.v_new = v;
+        a.qkv_stride = qkv_stride;
         cuda_attention(&a, s);
         matmul(cb, S, &L->wo, S->xb, n, S->x, NULL, 1, s);
         cuda_rmsnorm(S->x, L->ffn_norm, S->xb, n, c->dim, c->norm_eps, s);
+        float *h = S->hg;
         if (n == 1 && L->w_gu.data && n <= cb->matvec_max) {
             /* SwiGLU in the gate|up matvec's epilogue when the fast kernel takes the type */
             if (!cb->fuse_glu || !cuda_matvec_glu(L->w_gu.type, L->w_gu.data, c->ffn_dim,
@@ -228,12 +234,17 @@ static void forward_layers(CudaBackend *cb, Scratch *S, int n, int n_split, int 
                 matmul(cb, S, &L->w_gu, S->xb, n, S->hg, NULL, 0, s);
                 cuda_swiglu(S->hg, S->hg + c->ffn_dim, S->hg, c->ffn_dim, s);
             }
+        } else if (L->w_gu.data && n <= cb->matvec_max) {
+            /* a few tokens: one batched matvec over the stacked gate|up rows */
+            matmul(cb, S, &L->w_gu, S->xb, n, S->hg, NULL, 0, s);
+            cuda_swiglu_stacked(S->hg, n, c->ffn_dim, S->hu, s);
+            h = S->hu;
         } else {
             matmul(cb, S, &L->w_gate, S->xb, n, S->hg, NULL, 0, s);
             matmul(cb, S, &L->w_up, S->xb, n, S->hu, NULL, 0, s);
             cuda_swiglu(S->hg, S->hu, S->hg, (int64_t)n * c->ffn_dim, s);
         }
-        matmul(cb, S, &L->w_down, S->hg, n, S->x, NULL, 1, s);
+        matmul(cb, S, &L->w_down, h, n, S->x, NULL, 1, s);
     }
 }
 

@@ -192,6 +192,9 @@ void cuda_rope_store_kv(const CudaRopeParams *p, float *q, const float *k, const
 
 /* h[i] = silu(g[i]) * u[i] for i < n. */
 void cuda_swiglu(const float *g, const float *u, float *h, int64_t n, cudaStream_t s);
+/* H (n, ffn) = silu(GU[:, :ffn]) * GU[:, ffn:] for the stacked gate|up output
+ * GU (n, 2 ffn); same arithmetic as cuda_swiglu. */
+void cuda_swiglu_stacked(const float *gu, int64_t n, int64_t ffn, float *h, cudaStream_t s);
 /* y[i][r] += b[r] for n rows of `rows`. */
 void cuda_add_bias(float *y, const float *b, int n, int64_t rows, cudaStream_t s);
 /* Fills with deterministic pseudo-random values in [-1, 1). */
@@ -232,6 +235,10 @@ struct CudaAttnArgs {
     int fuse_rope;
     CudaRopeParams rope;
     const float *k_new, *v_new;
+    /* floats between consecutive items' q, k_new and v_new rows; 0: compact
+     * (n_heads * head_dim for q, kvd for k_new / v_new). Decode with the
+     * fused q|k|v matvec: q_dim + 2 kvd. */
+    int64_t qkv_stride;
 };
 /* Largest (n_heads / n_kv_heads) * head_dim the attention kernel takes. */
 #define CUDA_ATTN_MAX_GROUP_DIMS 2048

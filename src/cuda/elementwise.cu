@@ -12,6 +12,18 @@ static __global__ void swiglu_kernel(const float *__restrict__ g, const float *_
     }
 }
 
+static __global__ void swiglu_stacked_kernel(const float *__restrict__ gu, int64_t n, int64_t ffn,
+                                             float *__restrict__ h) {
+    cuda_pdl_trigger();
+    cuda_pdl_wait();
+    for (int64_t i = blockIdx.x * (int64_t)blockDim.x + threadIdx.x; i < n * ffn;
+         i += (int64_t)gridDim.x * blockDim.x) {
+        const int64_t t = i / ffn, p = i - t * ffn;
+        const float x = gu[2 * ffn * t + p];
+        h[i] = x / (1.0f + expf(-x)) * gu[2 * ffn * t + ffn + p];
+    }
+}
+
 static int grid_for(int64_t n, int threads) {
     int64_t b = (n + threads - 1) / threads;
     return (int)(b > 65535 ? 65535 : b < 1 ? 1 : b);
@@ -20,6 +32,12 @@ static int grid_for(int64_t n, int threads) {
 void cuda_swiglu(const float *g, const float *u, float *h, int64_t n, cudaStream_t s) {
     if (n <= 0) return;
     cuda_launch(swiglu_kernel, grid_for(n, 256), 256, 0, s, g, u, h, n);
+    CUDA_CHECK_LAUNCH();
+}
+
+void cuda_swiglu_stacked(const float *gu, int64_t n, int64_t ffn, float *h, cudaStream_t s) {
+    if (n <= 0 || ffn <= 0) return;
+    cuda_launch(swiglu_stacked_kernel, grid_for(n * ffn, 256), 256, 0, s, gu, n, ffn, h);
     CUDA_CHECK_LAUNCH();
 }
 

@@ -468,30 +468,46 @@ void launch_fast(const void *W, int64_t rows, int64_t cols, const float *X, int 
 }
 
 /* ---- n = 2..16 vectors: mv_grp ----
- * A warp is G row groups of GL = 32 / G lanes; group g owns R rows and its
- * lanes walk the units of those rows (GL x KS units per tile). Each weight
- * unit is loaded and decoded ONCE into registers and then multiplied with all
- * NV activation vectors (acc: R x NV registers); each x value read from the
- * shared tile serves the R rows of the lane. The previous scheme (32 lanes on
- * one row, R = 1, n > 4 in chunks of 4 that re-read the weights) cost almost a
- * full pass per extra vector. x tiles: NV x TC floats, double-buffered
- * (<= 32 KB). Configuration per type and NV: launch_grp. */
-template <class U, int NV, int R, int KS, int G>
-__global__ void __launch_bounds__(FW * 32)
+ * A CTA is KSPL column splits x GW warps; a warp is G row groups of GL = 32 / G
+ * lanes; group g owns R rows and its lanes walk the units of those rows in the
+ * split's columns (GL units per tile). Each weight unit is loaded and decoded
+ * ONCE into registers and then multiplied with all NV activation vectors
+ * (acc: R x NV registers); each x value read from shared memory serves the R
+ * rows of the lane (shared memory delivers a quarter of the FMA rate, so R >= 4
+ * keeps it off the critical path). The splits let more warps share the same
+ * rows (a 4096-row matrix has only 256 CTAs of 16 rows: 2 per SM), and their
+ * partial sums are added in a fixed order at the end (deterministic). F16/BF16
+ * at NV <= 8 keep <= 128 registers per thread (two 256-thread CTAs per SM); one
+ * weight unit per lane and tile, weights double-buffered in registers, x tiles
+ * double-buffered in shared memory and staged through XR <= 4 float4 per
+ * thread. 32-column units are decoded in halves (U::split, dot_h). */
+constexpr int GW = 4; /* warps per column split */
+template <class U, int NV, int R, int G, int KSPL>
+__global__ void __launch_bounds__(GW *KSPL * 32, U::UC == 8 && NV < 16 ? 16 / (GW * KSPL) : 1)
     mv_grp(const uint8_t *__restrict__ W, int rows, long long row_bytes, int nunits,
            const float *__restrict__ X, int cols, int n, float *__restrict__ Y,
            const float *__restrict__ bias, int accumulate) {
-    constexpr int GL = 32 / G;                               /* lanes per row group */
-    constexpr int TU = GL * KS;                              /* units per tile and row */
-    constexpr int TC = TU * U::UC;                           /* columns per tile */
-    constexpr int TF4 = TC / 4;                              /* float4 per tile and vector */
-    constexpr int XR = (NV * TF4 + FW * 32 - 1) / (FW * 32); /* staged float4 per thread */
-    static_assert(2 * NV * TF4 * 16 <= 32768, "x tile too large");
-    __shared__ float4 xs[2][NV][TF4];
-    __shared__ __align__(16) float xsm[2][NV][U::XSUM ? TC / 16 : 2]; /* 16-column sums */
-    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    constexpr int GL = 32 / G;                   /* lanes per row group */
+    constexpr int TU = GL;                       /* units per tile and row */
+    constexpr int TC = TU * U::UC;               /* columns per tile */
+    constexpr int TF4 = TC / 4;                  /* float4 per tile and vector */
+    constexpr int ST = GW * 32;                  /* threads per split */
+    constexpr int XR = (NV * TF4 + ST - 1) / ST; /* staged float4 per thread */
+    constexpr int RPC = GW * G * R;              /* rows per CTA */
+    static_assert(2 * KSPL * NV * TF4 * 16 <= 32768, "x tiles too large");
+    static_assert(U::QKB != 256 || TU % 8 == 0, "K types: whole superblocks per tile");
+    __shared__ float4 xs[2][KSPL][NV][TF4];
+    __shared__ __align__(16) float xsm[2][KSPL][NV][U::XSUM ? TC / 16 : 2]; /* 16-col sums */
+    __shared__ float red[KSPL > 1 ? KSPL - 1 : 1][RPC][NV];
+    const int ks = threadIdx.x / ST, st = threadIdx.x % ST;
+    const int lane = threadIdx.x & 31, warp = st >> 5;
     const int gl = lane & (GL - 1), grp = lane / GL;
-    const int row0 = ((blockIdx.x * FW + warp) * G + grp) * R;
+    const int rl0 = (warp * G + grp) * R; /* first row of the group within the CTA */
+    const int row0 = blockIdx.x * RPC + rl0;
+    /* split ks: units [u0, u1), a whole number of tiles (K types: of superblocks) */
+    const int per = (nunits + KSPL * TU - 1) / (KSPL * TU) * TU;
+    const int u0 = ks * per, u1 = min(nunits, u0 + per);
+    const int nt = per / TU; /* same tile count in every split (barriers) */
     const uint8_t *wr[R];
 #pragma unroll
     for (int r = 0; r < R; r++) wr[r] = W + (long long)min(row0 + r, rows - 1) * row_bytes;
@@ -500,61 +516,76 @@ __global__ void __launch_bounds__(FW * 32)
     for (int r = 0; r < R; r++)
 #pragma unroll
         for (int v = 0; v < NV; v++) acc[r][v] = 0.0f;
-    const int nt = (cols + TC - 1) / TC;
-    typename U::Regs ba[R][KS], bb[R][KS];
+    typename U::Regs ba[R], bb[R];
     float4 xr[XR];
 
-    auto load = [&](int t, typename U::Regs(&b)[R][KS]) {
+    auto load = [&](int t, typename U::Regs(&b)[R]) {
+        const int u = u0 + t * TU + gl;
+        if (u < u1) {
 #pragma unroll
-        for (int k = 0; k < KS; k++) {
-            const int u = t * TU + GL * k + gl;
-            if (u < nunits) {
-#pragma unroll
-                for (int r = 0; r < R; r++) U::load(wr[r], u, b[r][k]);
-            }
+            for (int r = 0; r < R; r++) U::load(wr[r], u, b[r]);
         }
     };
     auto xload = [&](int t) {
 #pragma unroll
         for (int i = 0; i < XR; i++) {
-            const int e = threadIdx.x + FW * 32 * i;
+            const int e = st + ST * i;
             const int v = e / TF4, f = e % TF4;
-            const int col = t * TC + 4 * f;
-            if (v < n && e < NV * TF4 && col < cols)
+            const int col = (u0 + t * TU) * U::UC + 4 * f;
+            if (v < n && e < NV * TF4 && col < u1 * U::UC)
                 xr[i] = __ldg(reinterpret_cast<const float4 *>(X + (long long)v * cols + col));
         }
     };
     auto xstore = [&](int t) {
 #pragma unroll
         for (int i = 0; i < XR; i++) {
-            const int e = threadIdx.x + FW * 32 * i;
+            const int e = st + ST * i;
             const int v = e / TF4, f = e % TF4;
-            const int col = t * TC + 4 * f;
-            const bool ok = v < n && e < NV * TF4 && col < cols;
-            if (ok) xs[t & 1][v][U::swz(f)] = xr[i];
+            const int col = (u0 + t * TU) * U::UC + 4 * f;
+            const bool ok = v < n && e < NV * TF4 && col < u1 * U::UC;
+            if (ok) xs[t & 1][ks][v][U::swz(f)] = xr[i];
             if constexpr (U::XSUM) { /* sums of x over 16 columns = 4 lanes */
                 float sm = ok ? (xr[i].x + xr[i].y) + (xr[i].z + xr[i].w) : 0.0f;
                 sm += __shfl_xor_sync(0xffffffffu, sm, 1);
                 sm += __shfl_xor_sync(0xffffffffu, sm, 2);
-                if (ok && (f & 3) == 0) xsm[t & 1][v][f >> 2] = sm;
+                if (ok && (f & 3) == 0) xsm[t & 1][ks][v][f >> 2] = sm;
             }
         }
     };
-    auto compute = [&](int t, const typename U::Regs(&b)[R][KS]) {
+    auto compute = [&](int t, const typename U::Regs(&b)[R]) {
+        if (u0 + t * TU + gl >= u1) return;
+        if constexpr (U::UC == 8) {
+            typename U::Dec d[R];
 #pragma unroll
-        for (int k = 0; k < KS; k++) {
-            const int ul = GL * k + gl;
-            if (t * TU + ul < nunits) {
-                typename U::Dec d[R];
+            for (int r = 0; r < R; r++) U::decode(b[r], gl, d[r]);
 #pragma unroll
-                for (int r = 0; r < R; r++) U::decode(b[r][k], ul, d[r]);
+            for (int v = 0; v < NV; v++) {
+                if (v < n) {
+                    typename U::XV xv;
+                    U::loadx(xs[t & 1][ks][v], xsm[t & 1][ks][v], gl, xv);
+#pragma unroll
+                    for (int r = 0; r < R; r++) /* G = 1: dot_acc spills at 128 registers */
+                        acc[r][v] =
+                            G > 1 ? U::dot_acc(d[r], xv, acc[r][v]) : U::dot(d[r], xv, acc[r][v]);
+                }
+            }
+        } else { /* 32-column units in two halves: 16 decoded floats per row live */
+#pragma unroll
+            for (int h = 0; h < 2; h++) {
+                typename U::DecH d[R];
+#pragma unroll
+                for (int r = 0; r < R; r++) {
+                    typename U::Dec f;
+                    U::decode(b[r], gl, f);
+                    U::split(f, h, d[r]);
+                }
 #pragma unroll
                 for (int v = 0; v < NV; v++) {
                     if (v < n) {
-                        typename U::XV xv;
-                        U::loadx(xs[t & 1][v], xsm[t & 1][v], ul, xv);
+                        typename U::XVH xv;
+                        U::loadx_h(xs[t & 1][ks][v], xsm[t & 1][ks][v], gl, h, xv);
 #pragma unroll
-                        for (int r = 0; r < R; r++) acc[r][v] = U::dot(d[r], xv, acc[r][v]);
+                        for (int r = 0; r < R; r++) acc[r][v] = U::dot_h(d[r], xv, acc[r][v]);
                     }
                 }
             }
@@ -585,17 +616,37 @@ __global__ void __launch_bounds__(FW * 32)
         __syncthreads();
     }
 
+    /* sum over the group's lanes, then over the splits in split order */
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int v = 0; v < NV; v++)
+#pragma unroll
+            for (int o = GL / 2; o > 0; o >>= 1)
+                acc[r][v] += __shfl_xor_sync(0xffffffffu, acc[r][v], o);
+    if constexpr (KSPL > 1) {
+        if (ks > 0 && gl == 0)
+#pragma unroll
+            for (int r = 0; r < R; r++)
+#pragma unroll
+                for (int v = 0; v < NV; v++) red[ks - 1][rl0 + r][v] = acc[r][v];
+        __syncthreads();
+        if (ks > 0) return;
+#pragma unroll
+        for (int k = 0; k < KSPL - 1; k++)
+#pragma unroll
+            for (int r = 0; r < R; r++)
+#pragma unroll
+                for (int v = 0; v < NV; v++) acc[r][v] += red[k][rl0 + r][v];
+    }
 #pragma unroll
     for (int r = 0; r < R; r++) {
         const int row = row0 + r;
 #pragma unroll
         for (int v = 0; v < NV; v++) {
-            float s = acc[r][v];
-#pragma unroll
-            for (int o = GL / 2; o > 0; o >>= 1) s += __shfl_xor_sync(0xffffffffu, s, o);
             if (gl == 0 && v < n && row < rows) {
                 const long long idx = (long long)v * rows + row;
-                float y = s + (bias ? bias[row] : 0.0f);
+                float y = acc[r][v] + (bias ? bias[row] : 0.0f);
                 if (accumulate) y += Y[idx];
                 Y[idx] = y;
             }
@@ -603,92 +654,57 @@ __global__ void __launch_bounds__(FW * 32)
     }
 }
 
-/* explicit configuration (the bench's sweep, grp_variant) */
-template <class U, int NV, int R, int KS, int G>
-void launch_grp_cfg(const void *W, int64_t rows, int64_t cols, const float *X, int n, float *Y,
-                    const float *bias, int accumulate, cudaStream_t s) {
+template <class U, int NV, int R, int G, int KSPL>
+void launch_grp(const void *W, int64_t rows, int64_t cols, const float *X, int n, float *Y,
+                const float *bias, int accumulate, cudaStream_t s) {
     const long long nb = cols / U::QKB;
     const long long row_bytes = nb * U::BYTES;
     const int nunits = (int)(cols / U::UC);
-    constexpr int PER = FW * G * R; /* rows per CTA */
+    constexpr int PER = GW * G * R; /* rows per CTA */
     const unsigned grid = (unsigned)((rows + PER - 1) / PER);
-    cuda_launch(mv_grp<U, NV, R, KS, G>, grid, FW * 32, 0, s, (const uint8_t *)W, (int)rows,
-                row_bytes, nunits, X, (int)cols, n, Y, bias, accumulate);
+    cuda_launch(mv_grp<U, NV, R, G, KSPL>, grid, GW * KSPL * 32, 0, s, (const uint8_t *)W,
+                (int)rows, row_bytes, nunits, X, (int)cols, n, Y, bias, accumulate);
     CUDA_CHECK_LAUNCH();
 }
 
 int g_grp_var = 0; /* bench only: mv_grp configuration k (1..6) for n > 4; 0 = default */
 
-/* The sweep's configurations (R rows per lane group, KS units per lane and
- * tile, G groups per warp) for NV = 8 and 16; F16/BF16 and the QK = 32 types.
- * Returns 0 when k has no configuration for this type. */
+/* The sweep's configurations (R rows per lane group, G groups per warp, KSPL
+ * column splits) for NV = 8 and 16. Returns 0 when k has none for this type. */
 template <class U, int NV>
 int grp_variant(int k, const void *W, int64_t rows, int64_t cols, const float *X, int n, float *Y,
                 const float *bias, int accumulate, cudaStream_t s) {
-#ifndef M40LLM_MATVEC_SWEEP /* only the workbench builds the sweep (84 more kernels) */
+#ifndef M40LLM_MATVEC_SWEEP /* only the workbench builds the sweep */
     (void)k, (void)W, (void)rows, (void)cols, (void)X, (void)n, (void)Y, (void)bias;
     (void)accumulate, (void)s;
     return 0;
 #else
-#define GV(K, R, KS, G)                                                                            \
+#define GV(K, R, G, KSPL)                                                                          \
     case K:                                                                                        \
-        launch_grp_cfg<U, NV, R, KS, G>(W, rows, cols, X, n, Y, bias, accumulate, s);              \
+        launch_grp<U, NV, R, G, KSPL>(W, rows, cols, X, n, Y, bias, accumulate, s);                \
         return 1;
-    if constexpr (U::QKB == 256) {
-        return 0;
-    } else if constexpr (U::UC == 8 && NV == 8) {
-        switch (k) {
-            GV(1, 2, 2, 1)
-            GV(2, 2, 2, 2) GV(3, 1, 2, 1) GV(4, 4, 1, 1) GV(5, 2, 2, 4) GV(6, 1, 4, 4)
-        }
+    if constexpr (U::UC == 8 && NV == 8) {
+        switch (k) { GV(1, 4, 1, 1) GV(2, 4, 2, 1) GV(3, 4, 2, 2) GV(4, 2, 2, 2) GV(5, 4, 1, 2) }
     } else if constexpr (U::UC == 8 && NV == 16) {
-        switch (k) {
-            GV(1, 2, 1, 1)
-            GV(2, 2, 2, 2) GV(3, 1, 1, 1) GV(4, 4, 1, 2) GV(5, 2, 2, 4) GV(6, 1, 4, 4)
-        }
+        switch (k) { GV(1, 4, 2, 1) GV(2, 2, 2, 2) GV(3, 4, 2, 2) }
+    } else if constexpr (U::QKB == 256 && NV == 8) {
+        switch (k) { GV(1, 1, 4, 2) GV(2, 2, 4, 1) GV(3, 1, 4, 1) GV(4, 2, 4, 2) }
+    } else if constexpr (U::QKB == 256) {
+        switch (k) { GV(1, 2, 4, 1) GV(2, 1, 4, 1) }
     } else if constexpr (NV == 8) {
         switch (k) {
-            GV(1, 1, 1, 4)
-            GV(2, 1, 1, 2) GV(3, 2, 1, 2) GV(4, 1, 2, 4) GV(5, 4, 1, 4) GV(6, 2, 1, 8)
+            GV(1, 2, 2, 1)
+            GV(2, 2, 4, 1) GV(3, 1, 8, 2) GV(4, 2, 4, 2) GV(5, 4, 4, 1) GV(6, 1, 4, 2)
         }
-    } else if constexpr (NV == 16) {
-        switch (k) {
-            GV(1, 1, 1, 4)
-            GV(2, 1, 2, 8) GV(3, 2, 1, 8) GV(4, 1, 1, 8) GV(5, 4, 1, 8) GV(6, 2, 1, 4)
-        }
+    } else {
+        switch (k) { GV(1, 2, 4, 1) GV(2, 2, 8, 1) GV(3, 1, 8, 2) GV(4, 1, 4, 1) }
     }
 #undef GV
     return 0;
 #endif
 }
 
-template <class U, int NV, int R>
-void launch_grp(const void *W, int64_t rows, int64_t cols, const float *X, int n, float *Y,
-                const float *bias, int accumulate, cudaStream_t s) {
-    /* Shared memory delivers one float per lane and clock per 32 lanes (a
-     * 128-bit LDS is served per quarter warp even when the groups read the
-     * same address), a quarter of the FMA rate: for NV >= 8 each x value
-     * read must serve several rows from registers. F16/BF16: G = 1 (32
-     * lanes on R = 4 rows), Q/K blocks: G = 4 groups x R = 2 rows (R = 1
-     * for K types with few rows). NV <= 4 (memory bound): R = 1. */
-    constexpr bool H = U::UC == 8;
-    constexpr int G = H && R > 1 ? 1 : 4;
-    /* units per lane and tile (x tile <= 256 columns at NV = 16: <= 32 KB, staging
-     * registers <= 8 float4): F16/BF16 (8 columns) 4 or 2, 32-column units 2 or 1 */
-    constexpr int KS = H ? (NV >= 16 ? 1 : NV >= 8 ? 2 : 4) : (NV >= 16 || R > 1 ? 1 : 2);
-    const long long nb = cols / U::QKB;
-    const long long row_bytes = nb * U::BYTES;
-    const int nunits = (int)(cols / U::UC);
-    constexpr int PER = FW * G * R; /* rows per CTA */
-    const unsigned grid = (unsigned)((rows + PER - 1) / PER);
-    cuda_launch(mv_grp<U, NV, R, KS, G>, grid, FW * 32, 0, s, (const uint8_t *)W, (int)rows,
-                row_bytes, nunits, X, (int)cols, n, Y, bias, accumulate);
-    CUDA_CHECK_LAUNCH();
-}
-
-/* n = 2..16. Rows per lane group (measured on H200, bench/matvec_notes.md):
- * F16/BF16 4, Q*_0/Q*_1 2, K types 2 from 8192 rows on (1 below, and always
- * for Q5_K at NV = 16: 255 registers) */
+/* n = 2..16: configuration per type family and NV (bench/matvec_notes.md, v8) */
 template <class U>
 void launch_grp_n(const void *W, int64_t rows, int64_t cols, const float *X, int n, float *Y,
                   const float *bias, int accumulate, cudaStream_t s) {
@@ -698,31 +714,40 @@ void launch_grp_n(const void *W, int64_t rows, int64_t cols, const float *X, int
                 : grp_variant<U, 16>(g_grp_var, W, rows, cols, X, n, Y, bias, accumulate, s)))
         return;
     if (n <= 2) {
-        launch_grp<U, 2, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
-    } else if (n <= 4) {
-        launch_grp<U, 4, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
-    } else if (n <= 8) {
         if constexpr (H)
-            launch_grp<U, 8, 4>(W, rows, cols, X, n, Y, bias, accumulate, s);
-        else if constexpr (K) {
-            if (rows < 8192)
-                launch_grp<U, 8, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
+            launch_grp<U, 2, 2, 1, 2>(W, rows, cols, X, n, Y, bias, accumulate, s);
+        else
+            launch_grp<U, 2, 1, 4, 2>(W, rows, cols, X, n, Y, bias, accumulate, s);
+    } else if (n <= 4) {
+        if constexpr (H)
+            launch_grp<U, 4, 2, 1, 2>(W, rows, cols, X, n, Y, bias, accumulate, s);
+        else
+            launch_grp<U, 4, 1, 4, 2>(W, rows, cols, X, n, Y, bias, accumulate, s);
+    } else if (n <= 8) {
+        if constexpr (H) { /* (sweep v8: 32 rows per CTA pays from ~8192 rows on) */
+            if (rows >= 8192)
+                launch_grp<U, 8, 4, 2, 2>(W, rows, cols, X, n, Y, bias, accumulate, s);
             else
-                launch_grp<U, 8, 2>(W, rows, cols, X, n, Y, bias, accumulate, s);
-        } else /* Q*_0/Q*_1: 2 groups of 16 lanes x 2 rows (sweep: +10-60% over 4 x 8) */
-            launch_grp_cfg<U, 8, 2, 1, 2>(W, rows, cols, X, n, Y, bias, accumulate, s);
+                launch_grp<U, 8, 4, 1, 2>(W, rows, cols, X, n, Y, bias, accumulate, s);
+        } else if constexpr (K) {
+            if (rows < 8192)
+                launch_grp<U, 8, 1, 4, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
+            else
+                launch_grp<U, 8, 2, 4, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
+        } else /* Q*_0/Q*_1: 2 groups of 16 lanes x 2 rows */
+            launch_grp<U, 8, 2, 2, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
     } else {
         if constexpr (H)
-            launch_grp<U, 16, 4>(W, rows, cols, X, n, Y, bias, accumulate, s);
+            launch_grp<U, 16, 4, 2, 2>(W, rows, cols, X, n, Y, bias, accumulate, s);
         else if constexpr (K && U::BYTES == 176)
-            launch_grp<U, 16, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
+            launch_grp<U, 16, 1, 4, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
         else if constexpr (K) {
             if (rows < 8192)
-                launch_grp<U, 16, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
+                launch_grp<U, 16, 1, 4, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
             else
-                launch_grp<U, 16, 2>(W, rows, cols, X, n, Y, bias, accumulate, s);
+                launch_grp<U, 16, 2, 4, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
         } else
-            launch_grp<U, 16, 2>(W, rows, cols, X, n, Y, bias, accumulate, s);
+            launch_grp<U, 16, 2, 4, 1>(W, rows, cols, X, n, Y, bias, accumulate, s);
     }
 }
 

@@ -455,14 +455,48 @@ template <int BYTES_, bool MIN_, int OFF_ = -1> struct U32Base {
         for (int k = 0; k < 4; k++) s[k] = d.q[k] * xv.x[k];
 #pragma unroll
         for (int i = 4; i < 32; i++) s[i & 3] = fmaf(d.q[i], xv.x[i], s[i & 3]);
-        const float S = (s[0] + s[1]) + (s[2] + s[3]);
+        return tail(d.d, d.m, (s[0] + s[1]) + (s[2] + s[3]), xv.s, acc);
+    }
+    static __device__ __forceinline__ float tail(float d, float m, float S, float xs, float acc) {
         if constexpr (OFF_ < 0) {
-            return fmaf(d.d, S, acc);
+            return fmaf(d, S, acc);
         } else {
-            acc = fmaf(d.d, fmaf(-(128.0f + OFF_) / 256.0f, xv.s, S), acc);
-            if (MIN) acc = fmaf(d.m, xv.s, acc);
+            acc = fmaf(d, fmaf(-(128.0f + OFF_) / 256.0f, xs, S), acc);
+            if (MIN) acc = fmaf(m, xs, acc);
             return acc;
         }
+    }
+    /* Half units (columns 16h .. 16h + 15 of the block) for the batched kernel:
+     * half the decoded registers live at a time. */
+    struct DecH {
+        float q[16];
+        float d, m;
+    };
+    struct XVH {
+        float x[16];
+        float s;
+    };
+    static __device__ __forceinline__ void split(const Dec &f, int h, DecH &o) {
+#pragma unroll
+        for (int i = 0; i < 16; i++) o.q[i] = f.q[16 * h + i];
+        o.d = f.d, o.m = f.m;
+    }
+    static __device__ __forceinline__ void loadx_h(const float4 *xs, const float *xsum, int ul,
+                                                   int h, XVH &xv) {
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const float4 v = xs[swz(8 * ul + 4 * h + i)];
+            xv.x[4 * i] = v.x, xv.x[4 * i + 1] = v.y, xv.x[4 * i + 2] = v.z, xv.x[4 * i + 3] = v.w;
+        }
+        xv.s = XSUM ? xsum[2 * ul + h] : 0.0f;
+    }
+    static __device__ __forceinline__ float dot_h(const DecH &d, const XVH &xv, float acc) {
+        float s[4];
+#pragma unroll
+        for (int k = 0; k < 4; k++) s[k] = d.q[k] * xv.x[k];
+#pragma unroll
+        for (int i = 4; i < 16; i++) s[i & 3] = fmaf(d.q[i], xv.x[i], s[i & 3]);
+        return tail(d.d, d.m, (s[0] + s[1]) + (s[2] + s[3]), xv.s, acc);
     }
 };
 
@@ -591,6 +625,13 @@ template <bool BF> struct UHalf {
         }
         return acc + (s0 + s1);
     }
+    /* batched kernel: straight into the accumulator (no partial sums: R x NV
+     * independent chains give the ILP, and two FADD per 8 FFMA are saved) */
+    static __device__ __forceinline__ float dot_acc(const Dec &d, const XV &xv, float acc) {
+#pragma unroll
+        for (int i = 0; i < 8; i++) acc = fmaf(d.q[i], xv.x[i], acc);
+        return acc;
+    }
 };
 
 /* ---- Q4_K / Q5_K: 8 lanes per superblock; lane t: chunk c = t/2 (64
@@ -698,6 +739,41 @@ template <bool Q5> struct UK {
         acc = fmaf(d.d1, fmaf(-0.5f, xv.s1, s[2] + s[3]), acc);
         acc = fmaf(-d.m0, xv.s0, acc);
         return fmaf(-d.m1, xv.s1, acc);
+    }
+    /* half units: h = 0 the lane's lo columns (sub-block 2c), 1 its hi ones */
+    struct DecH {
+        float q[16];
+        float d, m;
+    };
+    struct XVH {
+        float x[16];
+        float s;
+    };
+    static __device__ __forceinline__ void split(const Dec &f, int h, DecH &o) {
+#pragma unroll
+        for (int i = 0; i < 16; i++) o.q[i] = f.q[16 * h + i];
+        o.d = h ? f.d1 : f.d0, o.m = h ? f.m1 : f.m0;
+    }
+    static __device__ __forceinline__ void loadx_h(const float4 *xs, const float *xsum, int ul,
+                                                   int h, XVH &xv) {
+        const int t = ul & 7, c = t >> 1, hh = t & 1;
+        const int base = 64 * (ul >> 3) + 16 * c + 4 * hh + 8 * h;
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const float4 a = xs[swz(base + i)];
+            xv.x[4 * i] = a.x, xv.x[4 * i + 1] = a.y, xv.x[4 * i + 2] = a.z, xv.x[4 * i + 3] = a.w;
+        }
+        xv.s = xsum[16 * (ul >> 3) + 4 * c + hh + 2 * h];
+    }
+    static __device__ __forceinline__ float dot_h(const DecH &d, const XVH &xv, float acc) {
+        float s0 = d.q[0] * xv.x[0], s1 = d.q[1] * xv.x[1];
+#pragma unroll
+        for (int i = 2; i < 16; i += 2) {
+            s0 = fmaf(d.q[i], xv.x[i], s0);
+            s1 = fmaf(d.q[i + 1], xv.x[i + 1], s1);
+        }
+        acc = fmaf(d.d, fmaf(-0.5f, xv.s, s0 + s1), acc);
+        return fmaf(-d.m, xv.s, acc);
     }
 };
 } // namespace m40f

@@ -58,6 +58,7 @@ int cuda_test_attention(const float *q, const uint16_t *k, const uint16_t *v, co
     a.fuse_rope = 0;
     memset(&a.rope, 0, sizeof a.rope);
     a.k_new = a.v_new = NULL;
+    a.qkv_stride = 0;
     cuda_attention(&a, s);
     CUDA_CHECK(cudaGetLastError());
     CUDA_CHECK(cudaMemcpyAsync(out, dout, sizeof(float) * n_items * qd, cudaMemcpyDeviceToHost, s));
