@@ -35,6 +35,7 @@ void sampler_params_default(SamplerParams *p) {
     p->frequency_penalty = 0.0f;
     p->penalty_last_n = 64;
     p->seed = UINT64_MAX;
+    p->want_prob = 1;
 }
 
 static uint64_t splitmix64(uint64_t *x) {
@@ -203,6 +204,8 @@ int32_t sampler_sample(Sampler *s, float *logits) {
         int32_t best = 0;
         for (int32_t t = 1; t < nv; t++)
             if (logits[t] > logits[best]) best = t;
+        s->last_prob = 0;
+        if (!p->want_prob) return best; /* 32k exp() per token: ~0.4 ms of every decode step */
         double sum = 0;
         float mx = logits[best];
         for (int32_t t = 0; t < nv; t++) sum += exp((double)(logits[t] - mx));

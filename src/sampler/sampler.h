@@ -23,6 +23,8 @@ typedef struct SamplerParams {
     float frequency_penalty; /* default 0 */
     int penalty_last_n;      /* default 64 */
     uint64_t seed;           /* default 0xFFFFFFFF... means "random from time" at the CLI */
+    int want_prob;           /* default 1; 0: greedy skips the softmax over the vocabulary
+                                (sampler_last_prob is then 0: the server asks only for logprobs) */
 } SamplerParams;
 
 void sampler_params_default(SamplerParams *p);
@@ -44,7 +46,8 @@ void sampler_reset(Sampler *s, uint64_t seed);
 int32_t sampler_sample(Sampler *s, float *logits);
 /* Records a token (prompt or generated) in the penalty window. */
 void sampler_accept(Sampler *s, int32_t token);
-/* Probability (after the chain) of the token last returned; for logprobs. */
+/* Probability (after the chain) of the token last returned; for logprobs
+ * (0 after a greedy pick with want_prob off). */
 float sampler_last_prob(const Sampler *s);
 
 #endif

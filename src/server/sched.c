@@ -19,6 +19,7 @@ SrvJob *job_new(int32_t *prompt, int n_prompt, const GenParams *gp, char **stop,
     j->prompt = prompt;
     j->n_prompt = n_prompt;
     j->gp = *gp;
+    j->gp.sampling.want_prob = want_logprobs != 0;
     j->gp.n_stop = n_stop;
     for (int i = 0; i < n_stop && i < ENGINE_MAX_STOP; i++) {
         j->stop[i] = stop[i];

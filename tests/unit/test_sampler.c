@@ -173,6 +173,14 @@ static void test_greedy_and_penalties(void **st) {
     assert_float_equal(sampler_last_prob(s), 1.0 / z, 1e-6);
     sampler_free(s);
 
+    /* want_prob off (the server without logprobs): same pick, no softmax */
+    sp.want_prob = 0;
+    s = sampler_create(&sp, 4);
+    assert_int_equal(sampler_sample(s, l1), 1);
+    assert_float_equal(sampler_last_prob(s), 0.0, 0.0);
+    sampler_free(s);
+    sp.want_prob = 1;
+
     sp.repeat_penalty = 2.0f;
     sp.frequency_penalty = 0.5f;
     sp.presence_penalty = 0.25f;
