@@ -7,7 +7,8 @@
  * every launch streams from DRAM (> 3x L2). Reports GB/s of weight bytes and
  * % of the measured device-to-device copy bandwidth (read + write).
  *
- * usage: matvec_bench [--quick] [--nscale] [--grp] [--types q4_0,q8_0,...] [--log FILE]
+ * usage: matvec_bench [--quick] [--nscale] [--grp] [--types q4_0,q8_0,...] [--vars n1_def,...]
+ *                     [--log FILE]
  * (--grp: n = 8 and 16 with each mv_grp configuration of the sweep, 4096-column shapes)
  * (--nscale: n = 1, 2, 4, 8, 16 on every shape, new kernel against the previous one) */
 #include <algorithm>
@@ -84,7 +85,7 @@ struct Result {
 
 int main(int argc, char **argv) {
     bool quick = false, nscale = false, grp = false;
-    std::string only;
+    std::string only, only_vars;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
             quick = true;
@@ -94,6 +95,8 @@ int main(int argc, char **argv) {
             nscale = true;
         else if (!strcmp(argv[i], "--grp"))
             grp = true;
+        else if (!strcmp(argv[i], "--vars") && i + 1 < argc)
+            only_vars = std::string(",") + argv[++i] + ",";
         else if (!strcmp(argv[i], "--log") && i + 1 < argc)
             g_log = fopen(argv[++i], "w");
     }
@@ -147,6 +150,10 @@ int main(int argc, char **argv) {
                 for (int c = 0; c < sh.cols; c++) f[c] = frand() * (r % 7 == 3 ? 4.0f : 1.0f);
                 quant_quantize_row(type, f.data(), slab.data() + rb * r, sh.cols);
             }
+            /* uploaded as the backend stores it (device layout, e.g. split Q8_0/Q4_0) */
+            const uint32_t dtype = cuda_upload_type(type, sh.cols);
+            std::vector<uint8_t> up(slab.size());
+            cuda_repack_rows(dtype, sh.cols, SLAB, slab.data(), up.data());
             /* GPU copies: enough that the rotation exceeds 3x L2 */
             int ncopies = (int)std::max<size_t>(1, (3 * l2 + wbytes - 1) / wbytes + 1);
             ncopies = std::min(ncopies, 64);
@@ -160,7 +167,7 @@ int main(int argc, char **argv) {
                 for (int r = 0; r < sh.rows; r += SLAB) {
                     const int cnt = std::min(SLAB, sh.rows - r);
                     CUDA_CHECK(
-                        cudaMemcpy(dW[k] + rb * r, slab.data(), rb * cnt, cudaMemcpyHostToDevice));
+                        cudaMemcpy(dW[k] + rb * r, up.data(), rb * cnt, cudaMemcpyHostToDevice));
                 }
             }
             const int NMAX = 16;
@@ -198,6 +205,13 @@ int main(int argc, char **argv) {
                 vars.push_back({4, 104, "n4_o"});
                 vars.push_back({16, 0, "n16"});
             }
+            if (!only_vars.empty()) { /* --vars n1_def,n8: only these variants */
+                std::vector<Var> keep;
+                for (const Var &v : vars)
+                    if (only_vars.find(std::string(",") + v.name + ",") != std::string::npos)
+                        keep.push_back(v);
+                vars = keep;
+            }
             for (const Var &v : vars) {
                 /* validate (slab rows replicate, so ref row r = slab row r % SLAB) */
                 std::vector<float> ref((size_t)v.n * SLAB), y((size_t)v.n * sh.rows);
@@ -205,7 +219,7 @@ int main(int argc, char **argv) {
                     quant_matvec(type, slab.data(), sh.cols, 0, SLAB,
                                  X.data() + (size_t)i * sh.cols, ref.data() + (size_t)i * SLAB);
                 CUDA_CHECK(cudaMemset(dY, 0xff, sizeof(float) * y.size())); /* NaN poison */
-                cuda_matvec_variant(type, dW[0], sh.rows, sh.cols, dX, v.n, dY, nullptr, 0, 0,
+                cuda_matvec_variant(dtype, dW[0], sh.rows, sh.cols, dX, v.n, dY, nullptr, 0, 0,
                                     v.r1);
                 CUDA_CHECK(cudaGetLastError());
                 CUDA_CHECK(
@@ -222,7 +236,7 @@ int main(int argc, char **argv) {
                 if (err > 1e-3) failures++;
                 /* time */
                 for (int k = 0; k < 3; k++)
-                    cuda_matvec_variant(type, dW[k % ncopies], sh.rows, sh.cols, dX, v.n, dY,
+                    cuda_matvec_variant(dtype, dW[k % ncopies], sh.rows, sh.cols, dX, v.n, dY,
                                         nullptr, 0, 0, v.r1);
                 std::vector<float> t;
                 const int reps = 7;
@@ -230,7 +244,7 @@ int main(int argc, char **argv) {
                 for (int rep = 0; rep < reps; rep++) {
                     CUDA_CHECK(cudaEventRecord(e0));
                     for (int k = 0; k < per; k++)
-                        cuda_matvec_variant(type, dW[k % ncopies], sh.rows, sh.cols, dX, v.n, dY,
+                        cuda_matvec_variant(dtype, dW[k % ncopies], sh.rows, sh.cols, dX, v.n, dY,
                                             nullptr, 0, 0, v.r1);
                     CUDA_CHECK(cudaEventRecord(e1));
                     CUDA_CHECK(cudaEventSynchronize(e1));
@@ -250,12 +264,12 @@ int main(int argc, char **argv) {
             if (sh.rows == 4096 && sh.cols == 4096) {
                 float *dF;
                 CUDA_CHECK(cudaMalloc(&dF, sizeof(float) * (size_t)sh.rows * sh.cols));
-                cuda_dequant_rows(type, dW[0], 0, sh.rows, sh.cols, dF, 0);
+                cuda_dequant_rows(dtype, dW[0], 0, sh.rows, sh.cols, dF, 0);
                 std::vector<float> t;
                 for (int rep = 0; rep < 5; rep++) {
                     CUDA_CHECK(cudaEventRecord(e0));
                     for (int k = 0; k < 10; k++)
-                        cuda_dequant_rows(type, dW[k % ncopies], 0, sh.rows, sh.cols, dF, 0);
+                        cuda_dequant_rows(dtype, dW[k % ncopies], 0, sh.rows, sh.cols, dF, 0);
                     CUDA_CHECK(cudaEventRecord(e1));
                     CUDA_CHECK(cudaEventSynchronize(e1));
                     float ms;

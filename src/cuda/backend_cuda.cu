@@ -532,6 +532,7 @@ struct Uploader {
     int last_pct;
     const char *name;
     std::vector<uint16_t> conv;
+    std::vector<uint8_t> pack; /* staging for device layouts (cuda_repack_rows) */
 };
 
 static void progress(Uploader *u, size_t add) {
@@ -573,15 +574,30 @@ static DevW upload_matrix(Uploader *u, const WTensor *t, size_t align = 256) {
         w.type = GGML_TYPE_F16;
         w.data = upload_raw(u, u->conv.data(), n * 2, align);
         u->done += n * 2; /* the F32 -> F16 conversion is half of the work */
+    } else if ((w.type = cuda_upload_type(t->type, w.cols)) != t->type) {
+        /* repacked row by row into the device layout, in chunks of <= 64 MB */
+        const size_t rb = ggml_row_size(t->type, (uint64_t)w.cols);
+        const int64_t per = std::max<int64_t>(1, (int64_t)(((size_t)64 << 20) / rb));
+        char *dst = u->base + u->off;
+        u->off = align_up(u->off + t->nbytes, align);
+        u->pack.resize((size_t)std::min<int64_t>(per, w.rows) * rb);
+        for (int64_t r = 0; r < w.rows; r += per) {
+            const int64_t m = std::min(per, w.rows - r);
+            cuda_repack_rows(w.type, w.cols, m, (const uint8_t *)t->data + (size_t)r * rb,
+                             u->pack.data());
+            CUDA_CHECK(cudaMemcpy(dst + (size_t)r * rb, u->pack.data(), (size_t)m * rb,
+                                  cudaMemcpyHostToDevice));
+            progress(u, (size_t)m * rb);
+        }
+        w.data = dst;
     } else {
-        w.type = t->type;
         w.data = upload_raw(u, t->data, t->nbytes, align);
     }
     return w;
 }
 
 static uint32_t dev_type(const WTensor *t) {
-    return t->type == GGML_TYPE_F32 ? (uint32_t)GGML_TYPE_F16 : t->type;
+    return t->type == GGML_TYPE_F32 ? (uint32_t)GGML_TYPE_F16 : cuda_upload_type(t->type, t->ne[0]);
 }
 
 /* Uploads n matrices of one device type and width as one matrix with their

@@ -126,6 +126,25 @@ void cuda_matvec(uint32_t type, const void *W, int64_t rows, int64_t cols, const
  * fast kernel does not take; the caller then runs the two steps. */
 int cuda_matvec_glu(uint32_t type, const void *W, int64_t ffn, int64_t cols, const float *X,
                     float *H, cudaStream_t s);
+/* Device-only weight layouts. The uploader may store a matrix in a layout
+ * of its own: its device type is then the ggml type | CUDA_TYPE_SPLIT, and
+ * every op here (matvec, glu, dequant, get_rows) takes that device type.
+ * SPLIT (Q8_0, Q4_0 with cols % 256 == 0): each row's blocks in groups of 8,
+ * a group = the 8 fp16 scales (16 B) followed by the quants as planes of
+ * 8 x 16 B (plane p: bytes 16p..16p+15 of each block's quants); same bytes
+ * per row as ggml, so row r still starts at r * ggml_row_size. A lane then
+ * reads its block with one or two 16-byte loads and a 2-byte load, and a
+ * warp's 16-byte loads are four contiguous 128-byte runs (the ggml layout
+ * needs 5 / 9 scattered 4-byte loads per block, 18 / 34 bytes apart).
+ * docs/perf_cuda.md has the measurement. M40LLM_CUDA_SPLIT=0 turns it off. */
+#define CUDA_TYPE_SPLIT 0x100u
+/* The device type the uploader stores a `type` matrix of rows of `cols` as. */
+uint32_t cuda_upload_type(uint32_t type, int64_t cols);
+/* Host: `rows` rows of ggml `dev_type & ~CUDA_TYPE_SPLIT` from src into dst
+ * (the same number of bytes) in the layout of dev_type (a copy when it has no
+ * layout flag). src and dst must not overlap. */
+void cuda_repack_rows(uint32_t dev_type, int64_t cols, int64_t rows, const void *src, void *dst);
+
 /* Dequantizes rows [r0, r1) of W into dst, FP32 row-major (r1-r0) x cols. */
 void cuda_dequant_rows(uint32_t type, const void *W, int64_t r0, int64_t r1, int64_t cols,
                        float *dst, cudaStream_t s);

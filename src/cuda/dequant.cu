@@ -235,6 +235,21 @@ void launch(const void *W, int64_t cols, const int32_t *ids, int64_t r0, int64_t
 
 void dispatch(uint32_t type, const void *W, int64_t cols, const int32_t *ids, int64_t r0,
               int64_t nrows, float *dst, cudaStream_t s, const char *what) {
+    if (type & CUDA_TYPE_SPLIT) { /* the uploader's layout (cuda_common.cuh) */
+        const uint32_t base = type & ~CUDA_TYPE_SPLIT;
+        if ((uintptr_t)dst % 16 != 0 || cols % 256 != 0 ||
+            (base != GGML_TYPE_Q8_0 && base != GGML_TYPE_Q4_0)) {
+            fprintf(stderr, "m40llm: %s: split %s: needs a 16-byte aligned dst, cols %% 256 == 0\n",
+                    what, ggml_type_name(base));
+            abort();
+        }
+        if (nrows <= 0 || cols <= 0) return;
+        if (base == GGML_TYPE_Q8_0)
+            launch_blk32<m40f::UQ8_0S>(W, cols, ids, r0, nrows, dst, s);
+        else
+            launch_blk32<m40f::UQ4_0S>(W, cols, ids, r0, nrows, dst, s);
+        return;
+    }
     switch (type) {
 #define M40_CASE(id, T)                                                                            \
     case id:                                                                                       \

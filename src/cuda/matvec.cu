@@ -22,6 +22,9 @@
  *    rows are 16-byte aligned, else 2-byte loads) and decodes from there.
  * sm_52: no half arithmetic (only __half2float), no dp4a, 48 KB static smem;
  * all arithmetic FP32. */
+#include <cstdlib>
+#include <cstring>
+
 #include "cuda_common.cuh"
 #include "matvec_blocks.cuh"
 
@@ -307,6 +310,17 @@ void half_scalar(uint32_t type, const void *W, int64_t rows, int64_t cols, const
 
 namespace fast {
 using namespace m40f;
+/* rows per warp of the one-vector kernel for the block types (env
+ * M40LLM_CUDA_MV_ROWS = 1, 2 or 4; default 2) */
+static int read_rows() {
+    const char *e = getenv("M40LLM_CUDA_MV_ROWS");
+    const int v = e ? atoi(e) : 2;
+    return v == 1 || v == 4 ? v : 2;
+}
+static int mv_rows() {
+    static const int v = read_rows();
+    return v;
+}
 constexpr int FW = 4; /* warps per CTA: the staged activations serve FW x R rows */
 
 /* (measured: 8 warps per CTA with <= 128 registers was 0-15% slower) */
@@ -767,9 +781,10 @@ void launch_fast_n(const void *W, int64_t rows, int64_t cols, const float *X, in
         const float *Xi = X + (long long)i0 * cols;
         float *Yi = Y + (long long)i0 * rows;
         if (m == 1) {
+            if (r == 0 && U::UC != 8) r = mv_rows();
             if (r == 1)
                 launch_fast<U, 1, 1>(W, rows, cols, Xi, m, Yi, bias, accumulate, s);
-            else if (r == 4) /* workbench only: 4 rows per warp (bench/matvec_notes.md v7) */
+            else if (r == 4) /* 4 rows per warp (bench/matvec_notes.md v7) */
                 launch_fast<U, 1, 4>(W, rows, cols, Xi, m, Yi, bias, accumulate, s);
             else
                 launch_fast<U, 1, 2>(W, rows, cols, Xi, m, Yi, bias, accumulate, s);
@@ -812,6 +827,14 @@ int fast_dispatch(uint32_t type, const void *W, int64_t rows, int64_t cols, cons
         return 1;
     case GGML_TYPE_Q8_0:
         fast::launch_fast_n<fast::UQ8_0>(W, rows, cols, X, n, Y, bias, accumulate, s, r);
+        return 1;
+    case GGML_TYPE_Q4_0 | CUDA_TYPE_SPLIT:
+        if (!w16 || cols % 256 != 0) return 0;
+        fast::launch_fast_n<fast::UQ4_0S>(W, rows, cols, X, n, Y, bias, accumulate, s, r);
+        return 1;
+    case GGML_TYPE_Q8_0 | CUDA_TYPE_SPLIT:
+        if (!w16 || cols % 256 != 0) return 0;
+        fast::launch_fast_n<fast::UQ8_0S>(W, rows, cols, X, n, Y, bias, accumulate, s, r);
         return 1;
     case GGML_TYPE_Q4_1:
         fast::launch_fast_n<fast::UQ4_1>(W, rows, cols, X, n, Y, bias, accumulate, s, r);
@@ -865,6 +888,14 @@ int cuda_matvec_glu(uint32_t type, const void *W, int64_t ffn, int64_t cols, con
     case GGML_TYPE_Q8_0:
         glu_n1<fast::UQ8_0>(W, rows, cols, X, H, glu, s);
         return 1;
+    case GGML_TYPE_Q4_0 | CUDA_TYPE_SPLIT:
+        if (!w16 || cols % 256 != 0) return 0;
+        glu_n1<fast::UQ4_0S>(W, rows, cols, X, H, glu, s);
+        return 1;
+    case GGML_TYPE_Q8_0 | CUDA_TYPE_SPLIT:
+        if (!w16 || cols % 256 != 0) return 0;
+        glu_n1<fast::UQ8_0S>(W, rows, cols, X, H, glu, s);
+        return 1;
     case GGML_TYPE_Q4_1:
         glu_n1<fast::UQ4_1>(W, rows, cols, X, H, glu, s);
         return 1;
@@ -905,6 +936,15 @@ void cuda_matvec_variant(uint32_t type, const void *W, int64_t rows, int64_t col
      * with 1, 2, 4 rows per warp */
     fast::g_grp_var = r1 >= 300 ? r1 - 300 : 0;
     if (r1 >= 300) r1 = 0;
+    if (type & CUDA_TYPE_SPLIT) { /* only the fast kernels read the split layout */
+        if (r1 >= 100 && r1 != 200) r1 = 0;
+        if (fast_dispatch(type, W, rows, cols, X, n, Y, bias, accumulate, s, r1)) return;
+        fprintf(stderr,
+                "m40llm: cuda_matvec: split %s weights need 16-byte aligned W and X and "
+                "cols %% 256 == 0 (cols %lld)\n",
+                ggml_type_name(type & ~CUDA_TYPE_SPLIT), (long long)cols);
+        abort();
+    }
     if ((r1 < 100 || r1 == 200) &&
         fast_dispatch(type, W, rows, cols, X, n, Y, bias, accumulate, s, r1))
         return;
@@ -929,4 +969,41 @@ void cuda_matvec_variant(uint32_t type, const void *W, int64_t rows, int64_t col
 void cuda_matvec(uint32_t type, const void *W, int64_t rows, int64_t cols, const float *X, int n,
                  float *Y, const float *bias, int accumulate, cudaStream_t s) {
     cuda_matvec_variant(type, W, rows, cols, X, n, Y, bias, accumulate, s, 0);
+}
+
+uint32_t cuda_upload_type(uint32_t type, int64_t cols) {
+    static const int on = [] {
+        const char *e = getenv("M40LLM_CUDA_SPLIT");
+        return !(e && e[0] == '0' && e[1] == 0);
+    }();
+    if (on && (type == GGML_TYPE_Q8_0 || type == GGML_TYPE_Q4_0) && cols > 0 && cols % 256 == 0)
+        return type | CUDA_TYPE_SPLIT;
+    return type;
+}
+
+void cuda_repack_rows(uint32_t dev_type, int64_t cols, int64_t rows, const void *src, void *dst) {
+    const uint32_t type = dev_type & ~CUDA_TYPE_SPLIT;
+    const size_t rb = ggml_row_size(type, (uint64_t)cols);
+    const uint8_t *in = (const uint8_t *)src;
+    uint8_t *out = (uint8_t *)dst;
+    if (!(dev_type & CUDA_TYPE_SPLIT)) {
+        memcpy(out, in, rb * (size_t)rows);
+        return;
+    }
+    if ((type != GGML_TYPE_Q8_0 && type != GGML_TYPE_Q4_0) || cols % 256 != 0) {
+        fprintf(stderr, "m40llm: cuda_repack_rows: no split layout for %s with %lld columns\n",
+                ggml_type_name(type), (long long)cols);
+        abort();
+    }
+    const size_t B = type == GGML_TYPE_Q8_0 ? 34 : 18, planes = (B - 2) / 16;
+    const size_t groups = (size_t)rows * (size_t)(cols / 256); /* rows are whole groups */
+    for (size_t g = 0; g < groups; g++) {
+        const uint8_t *s = in + g * 8 * B;
+        uint8_t *d = out + g * 8 * B;
+        for (size_t j = 0; j < 8; j++) {
+            memcpy(d + 2 * j, s + j * B, 2);
+            for (size_t p = 0; p < planes; p++)
+                memcpy(d + 16 + 128 * p + 16 * j, s + j * B + 2 + 16 * p, 16);
+        }
+    }
 }

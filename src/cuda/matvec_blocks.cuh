@@ -538,6 +538,64 @@ struct UQ8_0 : U32Base<34, false> {
     }
     static __device__ __forceinline__ void decode_exact(const Regs &r, Dec &d) { decode(r, 0, d); }
 };
+/* The SPLIT device layout (cuda_common.cuh) of Q4_0 / Q8_0: same decode, the
+ * block's scale and quants from one 2-byte and P/16 16-byte loads. */
+template <int BYTES, int P> struct SplitRegs {
+    uint4 q[P / 16];
+    uint32_t d;
+};
+template <int BYTES, int P>
+static __device__ __forceinline__ void split_load(const uint8_t *row, int u,
+                                                  SplitRegs<BYTES, P> &r) {
+    const uint8_t *g = row + (long long)(u >> 3) * (8 * BYTES);
+    const int j = u & 7;
+    r.d = __ldg(reinterpret_cast<const unsigned short *>(g) + j);
+#pragma unroll
+    for (int p = 0; p < P / 16; p++)
+        r.q[p] = __ldcs(reinterpret_cast<const uint4 *>(g + 16 + 128 * p) + j);
+}
+struct UQ4_0S : U32Base<18, false, 8> {
+    static constexpr int KS = 2;
+    using Regs = SplitRegs<18, 16>;
+    static __device__ __forceinline__ void load(const uint8_t *row, int u, Regs &r) {
+        split_load(row, u, r);
+    }
+    template <bool EX> static __device__ __forceinline__ void dec(const Regs &r, Dec &d) {
+        const float sc = h2f(r.d);
+        d.d = EX ? sc : 256.0f * sc;
+        d.m = 0.0f;
+        const uint32_t w[4] = {r.q[0].x, r.q[0].y, r.q[0].z, r.q[0].w};
+#pragma unroll
+        for (int i = 0; i < 4; i++) {
+            const uint32_t lo = w[i] & 0x0F0F0F0Fu, hi = (w[i] >> 4) & 0x0F0F0F0Fu;
+            if (EX) {
+                f4(lo, 8.0f, d.q + 4 * i);
+                f4(hi, 8.0f, d.q + 16 + 4 * i);
+            } else {
+                fh4(lo, d.q + 4 * i);
+                fh4(hi, d.q + 16 + 4 * i);
+            }
+        }
+    }
+    static __device__ __forceinline__ void decode(const Regs &r, int, Dec &d) { dec<false>(r, d); }
+    static __device__ __forceinline__ void decode_exact(const Regs &r, Dec &d) { dec<true>(r, d); }
+};
+struct UQ8_0S : U32Base<34, false> {
+    static constexpr int KS = 1;
+    using Regs = SplitRegs<34, 32>;
+    static __device__ __forceinline__ void load(const uint8_t *row, int u, Regs &r) {
+        split_load(row, u, r);
+    }
+    static __device__ __forceinline__ void decode(const Regs &r, int, Dec &d) {
+        d.d = h2f(r.d);
+        d.m = 0.0f;
+        const uint32_t w[8] = {r.q[0].x, r.q[0].y, r.q[0].z, r.q[0].w,
+                               r.q[1].x, r.q[1].y, r.q[1].z, r.q[1].w};
+#pragma unroll
+        for (int i = 0; i < 8; i++) f4(w[i] ^ 0x80808080u, 128.0f, d.q + 4 * i);
+    }
+    static __device__ __forceinline__ void decode_exact(const Regs &r, Dec &d) { decode(r, 0, d); }
+};
 struct UQ4_1 : U32Base<20, true, 0> {
     static constexpr int KS = 2;
     static __device__ __forceinline__ void decode(const Regs &r, int, Dec &d) {
