@@ -24,6 +24,7 @@
  * all arithmetic FP32. */
 #include <cstdlib>
 #include <cstring>
+#include <type_traits>
 
 #include "cuda_common.cuh"
 #include "matvec_blocks.cuh"
@@ -310,16 +311,18 @@ void half_scalar(uint32_t type, const void *W, int64_t rows, int64_t cols, const
 
 namespace fast {
 using namespace m40f;
-/* rows per warp of the one-vector kernel for the block types (env
- * M40LLM_CUDA_MV_ROWS = 1, 2 or 4; default 2) */
+/* rows per warp of the one-vector kernel for the block types: env
+ * M40LLM_CUDA_MV_ROWS = 1, 2 or 4, else 4 for split Q4_0 and 2 for the rest
+ * (H200, 7B decode: split Q4_0 317.8 -> 330.9 t/s with 4; Q8_0 324.9 -> 306.1,
+ * Q4_K slower on 4096-row matrices: bench/matvec_notes.md v8) */
 static int read_rows() {
     const char *e = getenv("M40LLM_CUDA_MV_ROWS");
-    const int v = e ? atoi(e) : 2;
-    return v == 1 || v == 4 ? v : 2;
+    const int v = e ? atoi(e) : 0;
+    return v == 1 || v == 2 || v == 4 ? v : 0;
 }
-static int mv_rows() {
+template <class U> static int mv_rows() {
     static const int v = read_rows();
-    return v;
+    return v ? v : std::is_same<U, UQ4_0S>::value ? 4 : 2;
 }
 constexpr int FW = 4; /* warps per CTA: the staged activations serve FW x R rows */
 
@@ -781,7 +784,7 @@ void launch_fast_n(const void *W, int64_t rows, int64_t cols, const float *X, in
         const float *Xi = X + (long long)i0 * cols;
         float *Yi = Y + (long long)i0 * rows;
         if (m == 1) {
-            if (r == 0 && U::UC != 8) r = mv_rows();
+            if (r == 0 && U::UC != 8) r = mv_rows<U>();
             if (r == 1)
                 launch_fast<U, 1, 1>(W, rows, cols, Xi, m, Yi, bias, accumulate, s);
             else if (r == 4) /* 4 rows per warp (bench/matvec_notes.md v7) */
