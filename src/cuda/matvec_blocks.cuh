@@ -505,11 +505,15 @@ template <int BYTES_, bool MIN_, int OFF_ = -1> struct U32Base {
 struct UQ4_0 : U32Base<18, false, 8> {
     static constexpr int KS = 2;
     template <bool EX> static __device__ __forceinline__ void dec(const Regs &r, Dec &d) {
-        const float sc = h2f(field<0>(r.a, r.sh) & 0xffff);
+        const uint32_t w[4] = {field<2>(r.a, r.sh), field<6>(r.a, r.sh), field<10>(r.a, r.sh),
+                               field<14>(r.a, r.sh)};
+        dec_words<EX>(h2f(field<0>(r.a, r.sh) & 0xffff), w, d);
+    }
+    /* scale sc, quant words w (bytes 0..15 of the block's qs) */
+    template <bool EX>
+    static __device__ __forceinline__ void dec_words(float sc, const uint32_t (&w)[4], Dec &d) {
         d.d = EX ? sc : 256.0f * sc;
         d.m = 0.0f;
-        uint32_t w[4] = {field<2>(r.a, r.sh), field<6>(r.a, r.sh), field<10>(r.a, r.sh),
-                         field<14>(r.a, r.sh)};
 #pragma unroll
         for (int i = 0; i < 4; i++) {
             const uint32_t lo = w[i] & 0x0F0F0F0Fu, hi = (w[i] >> 4) & 0x0F0F0F0Fu;
@@ -528,11 +532,15 @@ struct UQ4_0 : U32Base<18, false, 8> {
 struct UQ8_0 : U32Base<34, false> {
     static constexpr int KS = 1;
     static __device__ __forceinline__ void decode(const Regs &r, int, Dec &d) {
-        d.d = h2f(field<0>(r.a, r.sh) & 0xffff);
+        const uint32_t w[8] = {field<2>(r.a, r.sh),  field<6>(r.a, r.sh),  field<10>(r.a, r.sh),
+                               field<14>(r.a, r.sh), field<18>(r.a, r.sh), field<22>(r.a, r.sh),
+                               field<26>(r.a, r.sh), field<30>(r.a, r.sh)};
+        dec_words(h2f(field<0>(r.a, r.sh) & 0xffff), w, d);
+    }
+    /* scale sc, quant words w (the block's 32 int8) */
+    static __device__ __forceinline__ void dec_words(float sc, const uint32_t (&w)[8], Dec &d) {
+        d.d = sc;
         d.m = 0.0f;
-        uint32_t w[8] = {field<2>(r.a, r.sh),  field<6>(r.a, r.sh),  field<10>(r.a, r.sh),
-                         field<14>(r.a, r.sh), field<18>(r.a, r.sh), field<22>(r.a, r.sh),
-                         field<26>(r.a, r.sh), field<30>(r.a, r.sh)};
 #pragma unroll
         for (int i = 0; i < 8; i++) f4(w[i] ^ 0x80808080u, 128.0f, d.q + 4 * i);
     }
@@ -554,45 +562,27 @@ static __device__ __forceinline__ void split_load(const uint8_t *row, int u,
     for (int p = 0; p < P / 16; p++)
         r.q[p] = __ldcs(reinterpret_cast<const uint4 *>(g + 16 + 128 * p) + j);
 }
-struct UQ4_0S : U32Base<18, false, 8> {
-    static constexpr int KS = 2;
+struct UQ4_0S : UQ4_0 {
     using Regs = SplitRegs<18, 16>;
     static __device__ __forceinline__ void load(const uint8_t *row, int u, Regs &r) {
         split_load(row, u, r);
     }
     template <bool EX> static __device__ __forceinline__ void dec(const Regs &r, Dec &d) {
-        const float sc = h2f(r.d);
-        d.d = EX ? sc : 256.0f * sc;
-        d.m = 0.0f;
         const uint32_t w[4] = {r.q[0].x, r.q[0].y, r.q[0].z, r.q[0].w};
-#pragma unroll
-        for (int i = 0; i < 4; i++) {
-            const uint32_t lo = w[i] & 0x0F0F0F0Fu, hi = (w[i] >> 4) & 0x0F0F0F0Fu;
-            if (EX) {
-                f4(lo, 8.0f, d.q + 4 * i);
-                f4(hi, 8.0f, d.q + 16 + 4 * i);
-            } else {
-                fh4(lo, d.q + 4 * i);
-                fh4(hi, d.q + 16 + 4 * i);
-            }
-        }
+        dec_words<EX>(h2f(r.d), w, d);
     }
     static __device__ __forceinline__ void decode(const Regs &r, int, Dec &d) { dec<false>(r, d); }
     static __device__ __forceinline__ void decode_exact(const Regs &r, Dec &d) { dec<true>(r, d); }
 };
-struct UQ8_0S : U32Base<34, false> {
-    static constexpr int KS = 1;
+struct UQ8_0S : UQ8_0 {
     using Regs = SplitRegs<34, 32>;
     static __device__ __forceinline__ void load(const uint8_t *row, int u, Regs &r) {
         split_load(row, u, r);
     }
     static __device__ __forceinline__ void decode(const Regs &r, int, Dec &d) {
-        d.d = h2f(r.d);
-        d.m = 0.0f;
         const uint32_t w[8] = {r.q[0].x, r.q[0].y, r.q[0].z, r.q[0].w,
                                r.q[1].x, r.q[1].y, r.q[1].z, r.q[1].w};
-#pragma unroll
-        for (int i = 0; i < 8; i++) f4(w[i] ^ 0x80808080u, 128.0f, d.q + 4 * i);
+        dec_words(h2f(r.d), w, d);
     }
     static __device__ __forceinline__ void decode_exact(const Regs &r, Dec &d) { decode(r, 0, d); }
 };
