@@ -106,11 +106,6 @@ static size_t dev_matrix_bytes(const WTensor *t) {
     return (size_t)t->nbytes;
 }
 
-static int env_off(const char *name) {
-    const char *v = getenv(name);
-    return v && (!strcmp(v, "0") || !strcasecmp(v, "off") || !strcasecmp(v, "false"));
-}
-
 /* ------------------------------------------------------------ scratch */
 
 static size_t scratch_bytes(const ModelConfig *c, int cap, int logit_rows, int n_split) {
@@ -549,14 +544,25 @@ static void progress(Uploader *u, size_t add) {
 }
 
 /* Copies n bytes to the next free device bytes; the following upload starts
- * `align` bytes aligned (256, or less to keep stacked matrices contiguous). */
-static const void *upload_raw(Uploader *u, const void *src, size_t n, size_t align = 256) {
+ * `align` bytes aligned (256, or less to keep stacked matrices contiguous).
+ * A dev_type with a layout flag (CUDA_TYPE_SPLIT; src = rows of `cols`
+ * columns) repacks each chunk of whole rows on the way (cuda_repack_rows). */
+static const void *upload_raw(Uploader *u, const void *src, size_t n, size_t align = 256,
+                              uint32_t dev_type = 0, int64_t cols = 0) {
     void *dst = u->base + u->off;
     u->off = align_up(u->off + n, align);
-    const size_t chunk = (size_t)64 << 20;
+    const bool pack = dev_type & CUDA_TYPE_SPLIT;
+    const size_t rb = pack ? ggml_row_size(dev_type & ~CUDA_TYPE_SPLIT, (uint64_t)cols) : 1;
+    const size_t chunk = std::max(rb, ((size_t)64 << 20) / rb * rb);
+    if (pack) u->pack.resize(std::min(chunk, n));
     for (size_t o = 0; o < n; o += chunk) {
         size_t m = std::min(chunk, n - o);
-        CUDA_CHECK(cudaMemcpy((char *)dst + o, (const char *)src + o, m, cudaMemcpyHostToDevice));
+        const void *from = (const char *)src + o;
+        if (pack) {
+            cuda_repack_rows(dev_type, cols, (int64_t)(m / rb), from, u->pack.data());
+            from = u->pack.data();
+        }
+        CUDA_CHECK(cudaMemcpy((char *)dst + o, from, m, cudaMemcpyHostToDevice));
         progress(u, m);
     }
     return dst;
@@ -574,24 +580,9 @@ static DevW upload_matrix(Uploader *u, const WTensor *t, size_t align = 256) {
         w.type = GGML_TYPE_F16;
         w.data = upload_raw(u, u->conv.data(), n * 2, align);
         u->done += n * 2; /* the F32 -> F16 conversion is half of the work */
-    } else if ((w.type = cuda_upload_type(t->type, w.cols)) != t->type) {
-        /* repacked row by row into the device layout, in chunks of <= 64 MB */
-        const size_t rb = ggml_row_size(t->type, (uint64_t)w.cols);
-        const int64_t per = std::max<int64_t>(1, (int64_t)(((size_t)64 << 20) / rb));
-        char *dst = u->base + u->off;
-        u->off = align_up(u->off + t->nbytes, align);
-        u->pack.resize((size_t)std::min<int64_t>(per, w.rows) * rb);
-        for (int64_t r = 0; r < w.rows; r += per) {
-            const int64_t m = std::min(per, w.rows - r);
-            cuda_repack_rows(w.type, w.cols, m, (const uint8_t *)t->data + (size_t)r * rb,
-                             u->pack.data());
-            CUDA_CHECK(cudaMemcpy(dst + (size_t)r * rb, u->pack.data(), (size_t)m * rb,
-                                  cudaMemcpyHostToDevice));
-            progress(u, (size_t)m * rb);
-        }
-        w.data = dst;
     } else {
-        w.data = upload_raw(u, t->data, t->nbytes, align);
+        w.type = cuda_upload_type(t->type, w.cols); /* may be a device layout */
+        w.data = upload_raw(u, t->data, t->nbytes, align, w.type, w.cols);
     }
     return w;
 }

@@ -14,6 +14,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <cstring>
+#include <strings.h>
 #include <cuda_fp16.h>
 #include <cuda_runtime.h>
 
@@ -112,6 +113,13 @@ static void cuda_launch(void (*k)(P...), dim3 grid, dim3 block, size_t smem, cud
  * cuda_dequant_rows + cuBLAS SGEMM (cuda_gemm.cu). */
 #define CUDA_MATVEC_MAX_BATCH 16
 
+/* An environment knob set to "0", "off" or "false" (the CUDA backend's
+ * M40LLM_CUDA_* switches). */
+static inline int env_off(const char *name) {
+    const char *v = getenv(name);
+    return v && (!strcmp(v, "0") || !strcasecmp(v, "off") || !strcasecmp(v, "false"));
+}
+
 int cuda_matvec_supported(uint32_t type);
 /* Y[i][r] = sum_c W[r][c] * X[i][c] for i < n, r < rows. Optionally adds
  * bias[r] (FP32, may be NULL) and, when `accumulate`, adds into Y instead of
@@ -138,6 +146,8 @@ int cuda_matvec_glu(uint32_t type, const void *W, int64_t ffn, int64_t cols, con
  * needs 5 / 9 scattered 4-byte loads per block, 18 / 34 bytes apart).
  * docs/perf_cuda.md has the measurement. M40LLM_CUDA_SPLIT=0 turns it off. */
 #define CUDA_TYPE_SPLIT 0x100u
+/* Whether ggml `type` rows of `cols` columns can take the SPLIT layout. */
+bool cuda_split_fits(uint32_t type, int64_t cols);
 /* The device type the uploader stores a `type` matrix of rows of `cols` as. */
 uint32_t cuda_upload_type(uint32_t type, int64_t cols);
 /* Host: `rows` rows of ggml `dev_type & ~CUDA_TYPE_SPLIT` from src into dst

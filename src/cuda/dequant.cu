@@ -237,13 +237,12 @@ void dispatch(uint32_t type, const void *W, int64_t cols, const int32_t *ids, in
               int64_t nrows, float *dst, cudaStream_t s, const char *what) {
     if (type & CUDA_TYPE_SPLIT) { /* the uploader's layout (cuda_common.cuh) */
         const uint32_t base = type & ~CUDA_TYPE_SPLIT;
-        if ((uintptr_t)dst % 16 != 0 || cols % 256 != 0 ||
-            (base != GGML_TYPE_Q8_0 && base != GGML_TYPE_Q4_0)) {
+        if (nrows <= 0 || cols <= 0) return;
+        if ((uintptr_t)dst % 16 != 0 || !cuda_split_fits(base, cols)) {
             fprintf(stderr, "m40llm: %s: split %s: needs a 16-byte aligned dst, cols %% 256 == 0\n",
                     what, ggml_type_name(base));
             abort();
         }
-        if (nrows <= 0 || cols <= 0) return;
         if (base == GGML_TYPE_Q8_0)
             launch_blk32<m40f::UQ8_0S>(W, cols, ids, r0, nrows, dst, s);
         else

@@ -315,14 +315,16 @@ using namespace m40f;
  * M40LLM_CUDA_MV_ROWS = 1, 2 or 4, else 4 for split Q4_0 and 2 for the rest
  * (H200, 7B decode: split Q4_0 317.8 -> 330.9 t/s with 4; Q8_0 324.9 -> 306.1,
  * Q4_K slower on 4096-row matrices: bench/matvec_notes.md v8) */
-static int read_rows() {
-    const char *e = getenv("M40LLM_CUDA_MV_ROWS");
-    const int v = e ? atoi(e) : 0;
-    return v == 1 || v == 2 || v == 4 ? v : 0;
+static int env_rows() { /* read once */
+    static const int v = [] {
+        const char *e = getenv("M40LLM_CUDA_MV_ROWS");
+        const int r = e ? atoi(e) : 0;
+        return r == 1 || r == 2 || r == 4 ? r : 0;
+    }();
+    return v;
 }
 template <class U> static int mv_rows() {
-    static const int v = read_rows();
-    return v ? v : std::is_same<U, UQ4_0S>::value ? 4 : 2;
+    return env_rows() ? env_rows() : std::is_same<U, UQ4_0S>::value ? 4 : 2;
 }
 constexpr int FW = 4; /* warps per CTA: the staged activations serve FW x R rows */
 
@@ -974,14 +976,13 @@ void cuda_matvec(uint32_t type, const void *W, int64_t rows, int64_t cols, const
     cuda_matvec_variant(type, W, rows, cols, X, n, Y, bias, accumulate, s, 0);
 }
 
+bool cuda_split_fits(uint32_t type, int64_t cols) {
+    return (type == GGML_TYPE_Q8_0 || type == GGML_TYPE_Q4_0) && cols > 0 && cols % 256 == 0;
+}
+
 uint32_t cuda_upload_type(uint32_t type, int64_t cols) {
-    static const int on = [] {
-        const char *e = getenv("M40LLM_CUDA_SPLIT");
-        return !(e && e[0] == '0' && e[1] == 0);
-    }();
-    if (on && (type == GGML_TYPE_Q8_0 || type == GGML_TYPE_Q4_0) && cols > 0 && cols % 256 == 0)
-        return type | CUDA_TYPE_SPLIT;
-    return type;
+    static const int on = !env_off("M40LLM_CUDA_SPLIT");
+    return on && cuda_split_fits(type, cols) ? type | CUDA_TYPE_SPLIT : type;
 }
 
 void cuda_repack_rows(uint32_t dev_type, int64_t cols, int64_t rows, const void *src, void *dst) {
@@ -993,7 +994,7 @@ void cuda_repack_rows(uint32_t dev_type, int64_t cols, int64_t rows, const void 
         memcpy(out, in, rb * (size_t)rows);
         return;
     }
-    if ((type != GGML_TYPE_Q8_0 && type != GGML_TYPE_Q4_0) || cols % 256 != 0) {
+    if (!cuda_split_fits(type, cols)) {
         fprintf(stderr, "m40llm: cuda_repack_rows: no split layout for %s with %lld columns\n",
                 ggml_type_name(type), (long long)cols);
         abort();
