@@ -7,7 +7,7 @@
  * every launch streams from DRAM (> 3x L2). Reports GB/s of weight bytes and
  * % of the measured device-to-device copy bandwidth (read + write).
  *
- * usage: matvec_bench [--quick] [--nscale] [--grp] [--types q4_0,q8_0,...] [--vars n1_def,...]
+ * usage: matvec_bench [--quick] [--nscale] [--grp] [--dp] [--types q4_0,q8_0,...] [--vars n1_def,...]
  *                     [--log FILE]
  * (--grp: n = 8 and 16 with each mv_grp configuration of the sweep, 4096-column shapes)
  * (--nscale: n = 1, 2, 4, 8, 16 on every shape, new kernel against the previous one) */
@@ -84,7 +84,7 @@ struct Result {
 };
 
 int main(int argc, char **argv) {
-    bool quick = false, nscale = false, grp = false;
+    bool quick = false, nscale = false, grp = false, dpv = false;
     std::string only, only_vars;
     for (int i = 1; i < argc; i++) {
         if (!strcmp(argv[i], "--quick"))
@@ -93,6 +93,8 @@ int main(int argc, char **argv) {
             only = std::string(",") + argv[++i] + ",";
         else if (!strcmp(argv[i], "--nscale"))
             nscale = true;
+        else if (!strcmp(argv[i], "--dp"))
+            dpv = true;
         else if (!strcmp(argv[i], "--grp"))
             grp = true;
         else if (!strcmp(argv[i], "--vars") && i + 1 < argc)
@@ -196,7 +198,13 @@ int main(int argc, char **argv) {
                 vars.push_back({1, 0, "n1_def"});
                 for (int k = 0; k <= 6; k++) vars.push_back({8, k ? 300 + k : 0, nm8[k]});
                 for (int k = 0; k <= 6; k++) vars.push_back({16, k ? 300 + k : 0, nm16[k]});
-            } else if (nscale) /* n-scaling: new kernel (nN) against the previous one (nN_old) */
+            } else if (dpv) /* integer dot products (sm_61+) against the FP32 kernels */
+                vars = {{1, 0, "n1_def"},    {1, 600, "n1_f32"},   {1, 501, "n1_dp1"},
+                        {1, 502, "n1_dp2"},  {1, 504, "n1_dp4"},   {1, 511, "n1_dp8r1"},
+                        {1, 512, "n1_dp8r2"}, {1, 514, "n1_dp8r4"}, {1, 521, "n1_dp16r1"},
+                        {1, 522, "n1_dp16r2"}, {2, 0, "n2"},
+                        {4, 0, "n4"},        {8, 0, "n8"},         {8, 600, "n8_f32"}};
+            else if (nscale) /* n-scaling: new kernel (nN) against the previous one (nN_old) */
                 vars = {{1, 0, "n1_def"},   {2, 0, "n2"},       {2, 200, "n2_old"},
                         {4, 0, "n4"},       {4, 200, "n4_old"}, {8, 0, "n8"},
                         {8, 200, "n8_old"}, {16, 0, "n16"},     {16, 200, "n16_old"}};

@@ -134,6 +134,14 @@ void cuda_matvec(uint32_t type, const void *W, int64_t rows, int64_t cols, const
  * fast kernel does not take; the caller then runs the two steps. */
 int cuda_matvec_glu(uint32_t type, const void *W, int64_t ffn, int64_t cols, const float *X,
                     float *H, cudaStream_t s);
+/* Integer dot products (sm_61+, mv_dp in matvec.cu): split Q8_0/Q4_0
+ * weights times activations quantized per 32 columns to int16 (relative
+ * error <= 1.5e-5 of the block maximum), for n <= 8 vectors and the fused
+ * gate/up. Used when the device and this binary's kernels support dp2a and
+ * M40LLM_CUDA_DP is not 0/off; cuda_matvec_set_dp(0) switches it off,
+ * (-1) back to that default (tests). cuda_matvec_dp_active: in use. */
+void cuda_matvec_set_dp(int on);
+int cuda_matvec_dp_active(void);
 /* Device-only weight layouts. The uploader may store a matrix in a layout
  * of its own: its device type is then the ggml type | CUDA_TYPE_SPLIT, and
  * every op here (matvec, glu, dequant, get_rows) takes that device type.

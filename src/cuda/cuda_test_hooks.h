@@ -33,6 +33,10 @@ int cuda_test_matvec(uint32_t type, int64_t rows, int64_t cols, int n, const voi
 int cuda_test_matvec_glu(uint32_t type, int64_t ffn, int64_t cols, const void *W_host,
                          const float *X, float *H_fused, float *H_ref);
 
+/* The integer-dot-product matvec path (sm_61+): on = 0 off, -1 default.
+ * Returns whether it is in use afterwards. */
+int cuda_test_set_dp(int on);
+
 /* out ((r1-r0) x cols) = cuda_dequant_rows(W rows [r0, r1)). */
 int cuda_test_dequant_rows(uint32_t type, int64_t rows, int64_t cols, const void *W_host,
                            int64_t r0, int64_t r1, float *out);

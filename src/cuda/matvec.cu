@@ -486,6 +486,250 @@ void launch_fast(const void *W, int64_t rows, int64_t cols, const float *X, int 
     CUDA_CHECK_LAUNCH();
 }
 
+/* ---- sm_61+: mv_dp, integer dot products (DQ8_0S, DQ4_0S) ----
+ * The structure of mv_fast (a lane = one 32-weight block of R rows, FW warps
+ * per CTA, weights double-buffered in registers, the first tile's weights
+ * loaded before the PDL wait); while a CTA stages an x tile it quantizes it
+ * (DpX: int16 per element, a scale per 32 columns, int sums per 16), so each
+ * CTA spends ~3 instructions per x element over FW x R rows. x words in
+ * shared memory: 32-column block b's four 16-byte chunks (8 columns each) at
+ * U::slot(b, c) (swizzled for the unit's 16-byte reads).
+ * Used for one vector (NV = 1; NV > 1 compiles but measured slower than
+ * mv_grp: 255 registers at NV = 8). A row's arithmetic does not depend on R
+ * or FW (same unit-to-lane order and chains), so the gate/up kernel equals
+ * the plain one bit for bit.
+ * glu > 0 (NV == 1): the warp's rows are gate rows p..p+R/2-1 and the up
+ * rows p+glu..; it writes Y[p + j] = silu(g_j) * u_j. */
+template <class U, int NV, int R, int KS, int FW>
+__global__ void __launch_bounds__(FW * 32)
+    mv_dp(const uint8_t *__restrict__ W, int rows, long long row_bytes, int nunits,
+          const float *__restrict__ X, int cols, int n, float *__restrict__ Y,
+          const float *__restrict__ bias, int accumulate, int glu) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 610
+    constexpr int TU = 32 * KS;                     /* units per tile and row */
+    constexpr int TC = TU * 32;                     /* columns per tile */
+    constexpr int TF4 = TC / 4;                     /* float4 per tile and vector */
+    constexpr int XR = NV * TF4 / (FW * 32);        /* staged float4 per thread */
+    static_assert(XR * FW * 32 == NV * TF4, "tile");
+    __shared__ uint4 xq[2][NV][TU * 4];             /* int16 x, 8 per uint4 */
+    __shared__ float xsc[2][NV][TU];                /* scale per 32 columns */
+    __shared__ int xsm[2][NV][2 * TU];              /* int sums per 16 columns */
+    const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
+    const int wid = blockIdx.x * FW + warp;
+    const uint8_t *wr[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        int row;
+        constexpr int H = R > 1 ? R / 2 : 1; /* glu: gate/up pairs per warp */
+        if (glu > 0)
+            row = min(wid * H + r % H, glu - 1) + (r >= H ? glu : 0);
+        else
+            row = min(wid * R + r, rows - 1);
+        wr[r] = W + (long long)row * row_bytes;
+    }
+    float acc[R][NV];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int v = 0; v < NV; v++) acc[r][v] = 0.0f;
+    const int nt = (cols + TC - 1) / TC;
+    typename U::Regs ba[R][KS], bb[R][KS];
+    float4 xr[XR];
+
+    auto load = [&](int t, typename U::Regs(&b)[R][KS]) {
+#pragma unroll
+        for (int k = 0; k < KS; k++) {
+            const int u = t * TU + 32 * k + lane;
+            if (u < nunits) {
+#pragma unroll
+                for (int r = 0; r < R; r++) U::load(wr[r], u, b[r][k]);
+            }
+        }
+    };
+    auto xload = [&](int t) {
+#pragma unroll
+        for (int i = 0; i < XR; i++) {
+            const int e = threadIdx.x + FW * 32 * i;
+            const int v = e / TF4, f = e % TF4;
+            const int col = t * TC + 4 * f;
+            xr[i] = v < n && col < cols
+                        ? __ldg(reinterpret_cast<const float4 *>(X + (long long)v * cols + col))
+                        : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+        }
+    };
+    /* 8 consecutive lanes hold one unit's 32 columns (TF4 and FW * 32 are
+     * multiples of 8): max |x| and the sums by shuffles */
+    auto xstore = [&](int t) {
+#pragma unroll
+        for (int i = 0; i < XR; i++) {
+            const int e = threadIdx.x + FW * 32 * i;
+            const int v = e / TF4, f = e % TF4;
+            const float4 x = xr[i];
+            float a = fmaxf(fmaxf(fabsf(x.x), fabsf(x.y)), fmaxf(fabsf(x.z), fabsf(x.w)));
+            a = fmaxf(a, __shfl_xor_sync(0xffffffffu, a, 1));
+            a = fmaxf(a, __shfl_xor_sync(0xffffffffu, a, 2));
+            a = fmaxf(a, __shfl_xor_sync(0xffffffffu, a, 4));
+            const float inv = a > 0.0f ? 32767.0f / a : 0.0f;
+            /* round to nearest: 1.5 * 2^23 + q has q in its low bits (|q| < 2^22) */
+            constexpr float RND = 12582912.0f;
+            const uint32_t b0 = __float_as_uint(fmaf(x.x, inv, RND)),
+                           b1 = __float_as_uint(fmaf(x.y, inv, RND)),
+                           b2 = __float_as_uint(fmaf(x.z, inv, RND)),
+                           b3 = __float_as_uint(fmaf(x.w, inv, RND));
+            int sm = (int)((b0 + b1) + (b2 + b3) - 4u * 0x4B400000u);
+            sm += __shfl_xor_sync(0xffffffffu, sm, 1);
+            sm += __shfl_xor_sync(0xffffffffu, sm, 2);
+            const int ul = f >> 3, c = (f >> 1) & 3;
+            reinterpret_cast<uint2 *>(&xq[t & 1][v][U::slot(ul, c)])[f & 1] =
+                make_uint2(__byte_perm(b0, b1, 0x5410), __byte_perm(b2, b3, 0x5410));
+            if ((f & 7) == 0) xsc[t & 1][v][ul] = a * (1.0f / 32767.0f);
+            if ((f & 3) == 0) xsm[t & 1][v][f >> 2] = sm;
+        }
+    };
+    auto compute = [&](int t, const typename U::Regs(&b)[R][KS]) {
+#pragma unroll
+        for (int k = 0; k < KS; k++) {
+            const int ul = 32 * k + lane;
+            if (t * TU + ul < nunits) {
+#pragma unroll
+                for (int v = 0; v < NV; v++) {
+                    if (NV == 1 || v < n) {
+                        typename U::XV x;
+                        U::loadx(xq[t & 1][v], xsc[t & 1][v], xsm[t & 1][v], ul, x);
+#pragma unroll
+                        for (int r = 0; r < R; r++) acc[r][v] = U::dot(b[r][k], x, ul, acc[r][v]);
+                    }
+                }
+            }
+        }
+    };
+
+    load(0, ba); /* weights only: may overlap the previous kernel (PDL) */
+    cuda_pdl_trigger();
+    cuda_pdl_wait();
+    xload(0);
+    xstore(0);
+    __syncthreads();
+    for (int t = 0; t < nt; t += 2) {
+        if (t + 1 < nt) {
+            load(t + 1, bb);
+            xload(t + 1);
+        }
+        compute(t, ba);
+        if (t + 1 < nt) xstore(t + 1);
+        __syncthreads();
+        if (t + 1 >= nt) break;
+        if (t + 2 < nt) {
+            load(t + 2, ba);
+            xload(t + 2);
+        }
+        compute(t + 1, bb);
+        if (t + 2 < nt) xstore(t + 2);
+        __syncthreads();
+    }
+
+    if (glu > 0) {
+#pragma unroll
+        for (int j = 0; j < R / 2; j++) {
+            const float g = warp_sum(acc[j][0]), u = warp_sum(acc[R / 2 + j][0]);
+            const int p = wid * (R / 2) + j;
+            if (lane == 0 && p < glu) Y[p] = g / (1.0f + expf(-g)) * u; /* as swiglu_kernel */
+        }
+        return;
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const int row = wid * R + r;
+#pragma unroll
+        for (int v = 0; v < NV; v++) {
+            const float s = warp_sum(acc[r][v]);
+            if (lane == 0 && v < n && row < rows) {
+                const long long idx = (long long)v * rows + row;
+                float y = s + (bias ? bias[row] : 0.0f);
+                if (accumulate) y += Y[idx];
+                Y[idx] = y;
+            }
+        }
+    }
+#else
+    __trap(); /* dp_ready() keeps sm < 61 off this kernel */
+#endif
+}
+
+template <class U, int NV, int R, int FW = 4>
+void launch_dp(const void *W, int64_t rows, int64_t cols, const float *X, int n, float *Y,
+               const float *bias, int accumulate, cudaStream_t s, int glu = 0) {
+    constexpr int KS = NV >= 4 ? 1 : U::KS;
+    const long long row_bytes = cols / U::QKB * U::BYTES;
+    const int nunits = (int)(cols / 32);
+    const long long per = glu > 0 ? FW * (R / 2) : FW * R; /* rows (glu: pairs) per CTA */
+    const unsigned grid = (unsigned)(((glu > 0 ? glu : rows) + per - 1) / per);
+    cuda_launch(mv_dp<U, NV, R, KS, FW>, grid, FW * 32, 0, s, (const uint8_t *)W, (int)rows,
+                row_bytes, nunits, X, (int)cols, n, Y, bias, accumulate, glu);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* sm_61+ device, mv_dp compiled for it (not only an sm_52 image), and not
+ * switched off (M40LLM_CUDA_DP=0 or cuda_matvec_set_dp(0)) */
+int g_dp_force = -1; /* -1: auto */
+static bool dp_ready() {
+    static const int ok = [] {
+        if (env_off("M40LLM_CUDA_DP")) return 0;
+        cudaFuncAttributes fa;
+        if (cudaFuncGetAttributes(&fa, mv_dp<DQ8_0S, 1, 1, 1, 8>) != cudaSuccess) {
+            cudaGetLastError();
+            return 0;
+        }
+        return fa.binaryVersion >= 61 ? 1 : 0;
+    }();
+    return ok && g_dp_force != 0;
+}
+
+/* One vector through mv_dp; r: 0 the default configuration, else a bench
+ * variant 500 + 10 x (FW / 8 for FW >= 8) + R: 501, 502, 504 = 4 warps per
+ * CTA with 1, 2, 4 rows per warp; 511, 512, 514 = 8 warps; 521, 522 = 16
+ * warps (2-tile types only). Defaults (H200 workbench, bench/matvec_notes.md
+ * v9): 8 warps; Q8_0 1 row per warp below 8192 rows, 2 below 24576, else 4;
+ * Q4_0 and Q4_K 2. */
+template <class U>
+void launch_dp_1(const void *W, int64_t rows, int64_t cols, const float *X, float *Y,
+                 const float *bias, int accumulate, cudaStream_t s, int r) {
+#define DPV(CODE, R, FW)                                                                           \
+    case CODE:                                                                                     \
+        launch_dp<U, 1, R, FW>(W, rows, cols, X, 1, Y, bias, accumulate, s);                       \
+        return;
+    switch (r) {
+        DPV(501, 1, 4) DPV(502, 2, 4) DPV(504, 4, 4) DPV(511, 1, 8) DPV(512, 2, 8) DPV(514, 4, 8)
+    case 521:
+    case 522:
+        if constexpr (U::KS == 2) {
+            if (r == 521)
+                launch_dp<U, 1, 1, 16>(W, rows, cols, X, 1, Y, bias, accumulate, s);
+            else
+                launch_dp<U, 1, 2, 16>(W, rows, cols, X, 1, Y, bias, accumulate, s);
+            return;
+        }
+        break;
+    default:
+        break;
+    }
+#undef DPV
+    if (U::BYTES == 34 && rows < 8192)
+        launch_dp<U, 1, 1, 8>(W, rows, cols, X, 1, Y, bias, accumulate, s);
+    else if (U::BYTES == 34 && rows >= 24576)
+        launch_dp<U, 1, 4, 8>(W, rows, cols, X, 1, Y, bias, accumulate, s);
+    else
+        launch_dp<U, 1, 2, 8>(W, rows, cols, X, 1, Y, bias, accumulate, s);
+}
+/* the gate/up pairs: 8 warps of one pair each (same arithmetic per row) */
+template <class U>
+void launch_dp_glu(const void *W, int64_t rows, int64_t cols, const float *X, float *H, int glu,
+                   cudaStream_t s) {
+    launch_dp<U, 1, 2, 8>(W, rows, cols, X, 1, H, NULL, 0, s, glu);
+}
+/* n == 1, no bench variant other than the mv_dp ones */
+static bool dp_take(int n, int r) { return n == 1 && (r == 0 || (r > 500 && r < 600)) && dp_ready(); }
+
 /* ---- n = 2..16 vectors: mv_grp ----
  * A CTA is KSPL column splits x GW warps; a warp is G row groups of GL = 32 / G
  * lanes; group g owns R rows and its lanes walk the units of those rows in the
@@ -821,7 +1065,13 @@ int fast_dispatch(uint32_t type, const void *W, int64_t rows, int64_t cols, cons
         return 1;
     case GGML_TYPE_Q4_K:
         if (!w16) return 0;
-        fast::launch_fast_n<fast::UK<false>>(W, rows, cols, X, n, Y, bias, accumulate, s, r);
+        /* mv_dp for Q4_K only as a bench variant: measured no faster than the
+         * FP32 kernel (bench/matvec_notes.md v9) */
+        if (n == 1 && r > 500 && r < 600 && fast::dp_ready())
+            fast::launch_dp_1<m40f::DQ4_K>(W, rows, cols, X, Y, bias, accumulate, s, r);
+        else
+            fast::launch_fast_n<fast::UK<false>>(W, rows, cols, X, n, Y, bias, accumulate, s,
+                                                 r >= 500 ? 0 : r);
         return 1;
     case GGML_TYPE_Q5_K:
         if (!w16 || (n == 1 && r == 0)) return 0; /* n = 1: the staged kernel is faster */
@@ -835,11 +1085,19 @@ int fast_dispatch(uint32_t type, const void *W, int64_t rows, int64_t cols, cons
         return 1;
     case GGML_TYPE_Q4_0 | CUDA_TYPE_SPLIT:
         if (!w16 || cols % 256 != 0) return 0;
-        fast::launch_fast_n<fast::UQ4_0S>(W, rows, cols, X, n, Y, bias, accumulate, s, r);
+        if (fast::dp_take(n, r))
+            fast::launch_dp_1<m40f::DQ4_0S>(W, rows, cols, X, Y, bias, accumulate, s, r);
+        else
+            fast::launch_fast_n<fast::UQ4_0S>(W, rows, cols, X, n, Y, bias, accumulate, s,
+                                              r >= 500 ? 0 : r);
         return 1;
     case GGML_TYPE_Q8_0 | CUDA_TYPE_SPLIT:
         if (!w16 || cols % 256 != 0) return 0;
-        fast::launch_fast_n<fast::UQ8_0S>(W, rows, cols, X, n, Y, bias, accumulate, s, r);
+        if (fast::dp_take(n, r))
+            fast::launch_dp_1<m40f::DQ8_0S>(W, rows, cols, X, Y, bias, accumulate, s, r);
+        else
+            fast::launch_fast_n<fast::UQ8_0S>(W, rows, cols, X, n, Y, bias, accumulate, s,
+                                              r >= 500 ? 0 : r);
         return 1;
     case GGML_TYPE_Q4_1:
         fast::launch_fast_n<fast::UQ4_1>(W, rows, cols, X, n, Y, bias, accumulate, s, r);
@@ -895,11 +1153,17 @@ int cuda_matvec_glu(uint32_t type, const void *W, int64_t ffn, int64_t cols, con
         return 1;
     case GGML_TYPE_Q4_0 | CUDA_TYPE_SPLIT:
         if (!w16 || cols % 256 != 0) return 0;
-        glu_n1<fast::UQ4_0S>(W, rows, cols, X, H, glu, s);
+        if (fast::dp_ready())
+            fast::launch_dp_glu<m40f::DQ4_0S>(W, rows, cols, X, H, glu, s);
+        else
+            glu_n1<fast::UQ4_0S>(W, rows, cols, X, H, glu, s);
         return 1;
     case GGML_TYPE_Q8_0 | CUDA_TYPE_SPLIT:
         if (!w16 || cols % 256 != 0) return 0;
-        glu_n1<fast::UQ8_0S>(W, rows, cols, X, H, glu, s);
+        if (fast::dp_ready())
+            fast::launch_dp_glu<m40f::DQ8_0S>(W, rows, cols, X, H, glu, s);
+        else
+            glu_n1<fast::UQ8_0S>(W, rows, cols, X, H, glu, s);
         return 1;
     case GGML_TYPE_Q4_1:
         glu_n1<fast::UQ4_1>(W, rows, cols, X, H, glu, s);
@@ -914,6 +1178,9 @@ int cuda_matvec_glu(uint32_t type, const void *W, int64_t ffn, int64_t cols, con
         return 0;
     }
 }
+
+void cuda_matvec_set_dp(int on) { fast::g_dp_force = on < 0 ? -1 : on ? 1 : 0; }
+int cuda_matvec_dp_active(void) { return fast::dp_ready() ? 1 : 0; }
 
 int cuda_matvec_supported(uint32_t type) {
     switch (type) {
@@ -938,11 +1205,13 @@ void cuda_matvec_variant(uint32_t type, const void *W, int64_t rows, int64_t col
     }
     /* r1: 0 default; 1, 2: rows per warp of the fast path (n == 1; types it
      * does not take use v3 with that R); 101, 102, 104: the staged (v3) kernel
-     * with 1, 2, 4 rows per warp */
-    fast::g_grp_var = r1 >= 300 ? r1 - 300 : 0;
-    if (r1 >= 300) r1 = 0;
+     * with 1, 2, 4 rows per warp; 301..306 mv_grp configurations; 501..514
+     * mv_dp configurations (launch_dp_1), 600 the FP32 kernels for split
+     * weights (no integer dot products) */
+    fast::g_grp_var = r1 >= 300 && r1 < 400 ? r1 - 300 : 0;
+    if (r1 >= 300 && r1 < 400) r1 = 0;
     if (type & CUDA_TYPE_SPLIT) { /* only the fast kernels read the split layout */
-        if (r1 >= 100 && r1 != 200) r1 = 0;
+        if (r1 >= 100 && r1 != 200 && r1 < 500) r1 = 0;
         if (fast_dispatch(type, W, rows, cols, X, n, Y, bias, accumulate, s, r1)) return;
         fprintf(stderr,
                 "m40llm: cuda_matvec: split %s weights need 16-byte aligned W and X and "
@@ -950,7 +1219,7 @@ void cuda_matvec_variant(uint32_t type, const void *W, int64_t rows, int64_t col
                 ggml_type_name(type & ~CUDA_TYPE_SPLIT), (long long)cols);
         abort();
     }
-    if ((r1 < 100 || r1 == 200) &&
+    if ((r1 < 100 || r1 == 200 || r1 >= 500) &&
         fast_dispatch(type, W, rows, cols, X, n, Y, bias, accumulate, s, r1))
         return;
     if (r1 > 100) r1 -= 100;

@@ -586,6 +586,121 @@ struct UQ8_0S : UQ8_0 {
     }
     static __device__ __forceinline__ void decode_exact(const Regs &r, Dec &d) { decode(r, 0, d); }
 };
+/* ---- sm_61+: integer dot products (matvec.cu mv_dp) ----
+ * The activations are quantized per 32 columns to int16: x = s q with
+ * s = max|x| / 32767 and |q| <= 32767 (one rounding: relative error <= 1.5e-5
+ * of the block's largest element), with the int sums of q per 16 columns.
+ * A unit's dot product with the int8/int4 quants is then exact integer
+ * arithmetic (dp2a: two int16 x int8 products per instruction, int32
+ * accumulation, no overflow: 32 x 127 x 32767 < 2^31) and one FP32 multiply
+ * by the two scales per block. Per weight that is 0.5 (Q8_0) or 0.75 (Q4_0)
+ * instructions instead of the FP32 decoders' ~3.5-8.5 (bench/matvec_notes.md
+ * v9). The M40 (sm_52) has no dp2a: it runs the FP32 kernels. */
+struct DpX { /* the x of one 32-column unit: 16 words of 2 int16 */
+    uint32_t w[16];
+    int sum;  /* sum of the 32 q */
+    float sc; /* s */
+};
+/* Shared-memory x tile of mv_dp: 32-column block b's four 16-byte chunks
+ * (8 columns each) at slots 4 b + ((c + b / 2) & 3): the 8 lanes of a
+ * quarter warp reading chunk c of blocks b..b+7 hit 8 different 16-byte bank
+ * groups. sc: scale per block, sm: int sums per 16 columns. */
+struct DpQ0X {
+    static __device__ __forceinline__ int slot(int b, int c) { return 4 * b + ((c + (b >> 1)) & 3); }
+    static __device__ __forceinline__ void loadx(const uint4 *xq, const float *sc, const int *sm,
+                                                 int ul, DpX &x) {
+#pragma unroll
+        for (int c = 0; c < 4; c++) {
+            const uint4 q = xq[slot(ul, c)];
+            x.w[4 * c] = q.x, x.w[4 * c + 1] = q.y, x.w[4 * c + 2] = q.z, x.w[4 * c + 3] = q.w;
+        }
+        x.sum = sm[2 * ul] + sm[2 * ul + 1];
+        x.sc = sc[ul];
+    }
+};
+static __device__ __forceinline__ int dp2lo(uint32_t a, uint32_t b, int c) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 610
+    int d;
+    asm("dp2a.lo.s32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+#else
+    return c + (int)(short)(a & 0xffff) * (int)(signed char)(b & 0xff) +
+           (int)(short)(a >> 16) * (int)(signed char)((b >> 8) & 0xff);
+#endif
+}
+static __device__ __forceinline__ int dp2hi(uint32_t a, uint32_t b, int c) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 610
+    int d;
+    asm("dp2a.hi.s32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+#else
+    return dp2lo(a, b >> 16, c);
+#endif
+}
+/* b's bytes unsigned (0..255) */
+static __device__ __forceinline__ int dp2lo_u(uint32_t a, uint32_t b, int c) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 610
+    int d;
+    asm("dp2a.lo.s32.u32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+#else
+    return c + (int)(short)(a & 0xffff) * (int)(b & 0xff) +
+           (int)(short)(a >> 16) * (int)((b >> 8) & 0xff);
+#endif
+}
+static __device__ __forceinline__ int dp2hi_u(uint32_t a, uint32_t b, int c) {
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 610
+    int d;
+    asm("dp2a.hi.s32.u32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    return d;
+#else
+    return dp2lo_u(a, b >> 16, c);
+#endif
+}
+/* Split Q8_0: w = d q, q int8: sum = sum q_i x_i exactly. */
+struct DQ8_0S : DpQ0X {
+    static constexpr int UC = 32, QKB = 32, BYTES = 34, KS = 1;
+    using XV = DpX;
+    using Regs = SplitRegs<34, 32>;
+    static __device__ __forceinline__ void load(const uint8_t *row, int u, Regs &r) {
+        split_load(row, u, r);
+    }
+    static __device__ __forceinline__ float dot(const Regs &r, const DpX &x, int, float acc) {
+        const uint32_t w[8] = {r.q[0].x, r.q[0].y, r.q[0].z, r.q[0].w,
+                               r.q[1].x, r.q[1].y, r.q[1].z, r.q[1].w};
+        int s0 = 0, s1 = 0; /* two chains */
+#pragma unroll
+        for (int k = 0; k < 8; k++) {
+            s0 = dp2lo(x.w[2 * k], w[k], s0);
+            s1 = dp2hi(x.w[2 * k + 1], w[k], s1);
+        }
+        return fmaf(h2f(r.d) * x.sc, (float)(s0 + s1), acc);
+    }
+};
+/* Split Q4_0: w = d (q - 8), q = nibble: elements i (lo nibble of byte i)
+ * and 16 + i (hi nibble). The hi nibbles are taken in place (byte & 0xF0 =
+ * 16 q, unsigned), their sum divided by 16 exactly at the end. */
+struct DQ4_0S : DpQ0X {
+    static constexpr int UC = 32, QKB = 32, BYTES = 18, KS = 2;
+    using XV = DpX;
+    using Regs = SplitRegs<18, 16>;
+    static __device__ __forceinline__ void load(const uint8_t *row, int u, Regs &r) {
+        split_load(row, u, r);
+    }
+    static __device__ __forceinline__ float dot(const Regs &r, const DpX &x, int, float acc) {
+        const uint32_t w[4] = {r.q[0].x, r.q[0].y, r.q[0].z, r.q[0].w};
+        int lo = 0, hi = 0;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const uint32_t l = w[k] & 0x0F0F0F0Fu, h = w[k] & 0xF0F0F0F0u;
+            lo = dp2lo_u(x.w[2 * k], l, lo);
+            lo = dp2hi_u(x.w[2 * k + 1], l, lo);
+            hi = dp2lo_u(x.w[8 + 2 * k], h, hi);
+            hi = dp2hi_u(x.w[9 + 2 * k], h, hi);
+        }
+        return fmaf(h2f(r.d) * x.sc, (float)(lo + (hi >> 4) - 8 * x.sum), acc);
+    }
+};
 struct UQ4_1 : U32Base<20, true, 0> {
     static constexpr int KS = 2;
     static __device__ __forceinline__ void decode(const Regs &r, int, Dec &d) {
@@ -822,6 +937,65 @@ template <bool Q5> struct UK {
         }
         acc = fmaf(d.d, fmaf(-0.5f, xv.s, s0 + s1), acc);
         return fmaf(-d.m, xv.s, acc);
+    }
+};
+/* Q4_K for mv_dp (a workbench variant only: measured no faster than the
+ * FP32 UK kernel on the H200, bench/matvec_notes.md v9): the lane layout of UK (lane t of a superblock: chunk
+ * c = t / 2, half h = t % 2, one 16-byte vector of quants); its lo nibbles
+ * are columns 16h..16h+15 of 32-column block 2c (sub-block 2c), its hi
+ * nibbles the same columns of block 2c+1. x slots: 4 b + ((k + (b / 4)) & 3)
+ * for chunk k of block b; lanes of odd c read their hi block first, so the 8
+ * lanes of a superblock always hit 8 different bank groups. */
+struct DpXK {
+    uint32_t lo[8], hi[8]; /* 16 int16 each */
+    int slo, shi;          /* their int sums */
+    float clo, chi;        /* their blocks' scales */
+};
+struct DQ4_K {
+    static constexpr int UC = 32, QKB = 256, BYTES = 144, KS = 1;
+    using Regs = UK<false>::Regs;
+    using XV = DpXK;
+    static __device__ __forceinline__ void load(const uint8_t *row, int u, Regs &r) {
+        UK<false>::load(row, u, r);
+    }
+    static __device__ __forceinline__ int slot(int b, int k) { return 4 * b + ((k + (b >> 2)) & 3); }
+    static __device__ __forceinline__ void loadx(const uint4 *xq, const float *sc, const int *sm,
+                                                 int ul, DpXK &x) {
+        const int t = ul & 7, c = t >> 1, h = t & 1, sb = ul >> 3;
+        const int b0 = 8 * sb + 2 * c, b1 = b0 + 1;
+        uint4 q[4];
+        if (c & 1) { /* hi block first (bank groups) */
+            q[2] = xq[slot(b1, 2 * h)], q[3] = xq[slot(b1, 2 * h + 1)];
+            q[0] = xq[slot(b0, 2 * h)], q[1] = xq[slot(b0, 2 * h + 1)];
+        } else {
+            q[0] = xq[slot(b0, 2 * h)], q[1] = xq[slot(b0, 2 * h + 1)];
+            q[2] = xq[slot(b1, 2 * h)], q[3] = xq[slot(b1, 2 * h + 1)];
+        }
+        x.lo[0] = q[0].x, x.lo[1] = q[0].y, x.lo[2] = q[0].z, x.lo[3] = q[0].w;
+        x.lo[4] = q[1].x, x.lo[5] = q[1].y, x.lo[6] = q[1].z, x.lo[7] = q[1].w;
+        x.hi[0] = q[2].x, x.hi[1] = q[2].y, x.hi[2] = q[2].z, x.hi[3] = q[2].w;
+        x.hi[4] = q[3].x, x.hi[5] = q[3].y, x.hi[6] = q[3].z, x.hi[7] = q[3].w;
+        x.slo = sm[2 * b0 + h], x.shi = sm[2 * b1 + h];
+        x.clo = sc[b0], x.chi = sc[b1];
+    }
+    /* w = d_j q - m_j: sum = d_j s sum(q x') - m_j s sum(x') per half */
+    static __device__ __forceinline__ float dot(const Regs &r, const DpXK &x, int ul, float acc) {
+        float d0, m0, d1, m1;
+        k4_sm(r.hd, (ul & 7) >> 1, d0, m0, d1, m1);
+        const uint32_t w[4] = {r.qs.x, r.qs.y, r.qs.z, r.qs.w};
+        int lo = 0, hi = 0;
+#pragma unroll
+        for (int k = 0; k < 4; k++) {
+            const uint32_t l = w[k] & 0x0F0F0F0Fu, h = w[k] & 0xF0F0F0F0u;
+            lo = dp2lo_u(x.lo[2 * k], l, lo);
+            lo = dp2hi_u(x.lo[2 * k + 1], l, lo);
+            hi = dp2lo_u(x.hi[2 * k], h, hi);
+            hi = dp2hi_u(x.hi[2 * k + 1], h, hi);
+        }
+        acc = fmaf(d0 * x.clo, (float)lo, acc);
+        acc = fmaf(-m0 * x.clo, (float)x.slo, acc);
+        acc = fmaf(d1 * x.chi, (float)(hi >> 4), acc);
+        return fmaf(-m1 * x.chi, (float)x.shi, acc);
     }
 };
 } // namespace m40f

@@ -45,6 +45,11 @@ extern "C" int cuda_test_device_count(void) {
     return n;
 }
 
+extern "C" int cuda_test_set_dp(int on) {
+    cuda_matvec_set_dp(on);
+    return cuda_matvec_dp_active();
+}
+
 extern "C" int cuda_test_matvec(uint32_t type, int64_t rows, int64_t cols, int n,
                                 const void *W_host, int w_misalign, const float *X,
                                 const float *bias, int accumulate, float *Y_inout) {

@@ -96,9 +96,7 @@ static double check_matvec(uint32_t type, int rows, int cols, int n, const uint8
     return err;
 }
 
-static void test_matvec_all(void **state) {
-    (void)state;
-    if (!gpu_present()) TEST_SKIP("no CUDA device");
+static void matvec_all(const char *path) {
     static const int ns[] = {1, 2, 3, 4, 8, 16};
     for (size_t t = 0; t < N_TYPES; t++) {
         const uint32_t type = k_types[t];
@@ -125,8 +123,29 @@ static void test_matvec_all(void **state) {
             worst = fmax(worst, fmax(e1, fmax(e2, e3)));
             free(W);
         }
-        fprintf(stderr, "matvec %-5s worst max-rel error %.3g\n", ggml_type_name(type), worst);
+        fprintf(stderr, "matvec %-5s %s worst max-rel error %.3g\n", ggml_type_name(type), path,
+                worst);
     }
+}
+
+/* The default kernels: on sm_61+ one vector through split Q8_0/Q4_0 takes
+ * the integer dot products (also the gate/up), everything else the FP32
+ * kernels. */
+static void test_matvec_all(void **state) {
+    (void)state;
+    if (!gpu_present()) TEST_SKIP("no CUDA device");
+    const int dp = cuda_test_set_dp(-1);
+    matvec_all(dp ? "(int dp)" : "(fp32)");
+}
+
+/* The FP32 kernels only (the M40's path) where the default used dp2a. */
+static void test_matvec_all_fp32(void **state) {
+    (void)state;
+    if (!gpu_present()) TEST_SKIP("no CUDA device");
+    if (!cuda_test_set_dp(-1)) TEST_SKIP("no integer dot product path here: test_matvec_all ran FP32");
+    assert_int_equal(cuda_test_set_dp(0), 0);
+    matvec_all("(fp32)");
+    cuda_test_set_dp(-1);
 }
 
 /* F16 / BF16 rows whose length is not a multiple of 8 (scalar path). */
@@ -147,9 +166,7 @@ static void test_matvec_half_odd(void **state) {
 /* Gate|up matvec with SwiGLU in the epilogue (one decode token): bit-equal
  * to cuda_matvec + cuda_swiglu on the device, and close to the CPU
  * reference. The fused kernel must take at least the 8 fast-path types. */
-static void test_matvec_glu(void **state) {
-    (void)state;
-    if (!gpu_present()) TEST_SKIP("no CUDA device");
+static void glu_all(void) {
     int fused = 0;
     for (size_t t = 0; t < N_TYPES; t++) {
         const uint32_t type = k_types[t];
@@ -200,6 +217,17 @@ static void test_matvec_glu(void **state) {
     fprintf(stderr, "glu: fused kernel ran for %d of %zu type/shape cases\n", fused,
             N_TYPES * N_SHAPES);
     assert_true(fused >= 8 * (int)N_SHAPES);
+}
+
+static void test_matvec_glu(void **state) {
+    (void)state;
+    if (!gpu_present()) TEST_SKIP("no CUDA device");
+    if (cuda_test_set_dp(-1)) { /* integer dot products, then the FP32 kernels */
+        glu_all();
+        cuda_test_set_dp(0);
+    }
+    glu_all();
+    cuda_test_set_dp(-1);
 }
 
 static void test_dequant_and_get_rows(void **state) {
@@ -263,6 +291,7 @@ static void test_dequant_and_get_rows(void **state) {
 int main(void) {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_matvec_all),
+        cmocka_unit_test(test_matvec_all_fp32),
         cmocka_unit_test(test_matvec_half_odd),
         cmocka_unit_test(test_matvec_glu),
         cmocka_unit_test(test_dequant_and_get_rows),
