@@ -110,6 +110,8 @@ int cmd_serve(int argc, char **argv) {
     signal(SIGPIPE, SIG_IGN);
 
     mo.bp.n_seq = parallel;
+    /* concurrent requests: each seed's reply independent of the load */
+    mo.bp.batch_invariant = parallel > 1;
     Err e = {{0}};
     Engine *en = engine_open(mo.model, &mo.bp, &e);
     if (!en) {

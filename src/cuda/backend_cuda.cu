@@ -711,10 +711,14 @@ extern "C" Backend *backend_cuda_create(const Model *m, const BackendParams *p, 
              cb->prop.major, cb->prop.minor, cb->prop.totalGlobalMem / 1e9, drv / 1000,
              (drv % 1000) / 10, rt / 1000, (rt % 1000) / 10);
 
+    /* the integer dot products serve one-vector steps only: batched steps
+     * would then round differently from single ones */
+    if (p->batch_invariant) cuda_matvec_set_dp(0);
     LOG_INFO("GPU %d: quantized matvec: %s", dev,
              cuda_matvec_dp_active()
                  ? "integer dot products (dp2a, int16 activations) for Q8_0/Q4_0, FP32 otherwise"
-                 : "FP32 kernels");
+             : p->batch_invariant ? "FP32 kernels (batch-invariant decode for parallel sequences)"
+                                  : "FP32 kernels");
 
     /* sizes, checked before allocating anything */
     size_t w_bytes = 0;

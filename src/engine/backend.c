@@ -16,6 +16,7 @@ void backend_params_default(BackendParams *p) {
     const char *cb = getenv("M40LLM_ENABLE_CUBLAS");
     p->use_cublas = (cb && !strcmp(cb, "0")) ? 0 : 1;
     p->quiet = 0;
+    p->batch_invariant = 0;
 }
 
 Backend *backend_create(const Model *m, const BackendParams *p, Err *e) {

@@ -22,6 +22,12 @@ typedef struct BackendParams {
     int require_sm52;   /* refuse any GPU that is not sm_52 */
     int use_cublas;     /* 1 (default) or 0: custom GEMM kernels for prefill */
     int quiet;          /* no progress bar */
+    /* A sequence's logits must not depend on the batch it is decoded in
+     * (the server with --parallel > 1: a seed gives the same reply under any
+     * load). The CUDA backend then keeps its integer-dot-product matvec
+     * (one-vector steps only) off and decodes every batch size with the
+     * FP32 kernels. Process-wide for the CUDA backend. */
+    int batch_invariant;
 } BackendParams;
 
 void backend_params_default(BackendParams *p);
