@@ -311,6 +311,40 @@ void half_scalar(uint32_t type, const void *W, int64_t rows, int64_t cols, const
 
 namespace fast {
 using namespace m40f;
+/* The tile loop of mv_fast, mv_dp and mv_grp: weights double-buffered in
+ * registers (ba, bb), activations staged through registers (xload) into
+ * double-buffered shared tiles (xstore). The first tile's weights are loaded
+ * before the PDL wait (they do not depend on the previous kernel); then per
+ * tile t: tile t+1's weights and x are issued, tile t is computed, tile
+ * t+1's x is stored, barrier. */
+template <class Load, class XLoad, class XStore, class Compute, class Regs>
+static __device__ __forceinline__ void tile_loop(int nt, Load &load, XLoad &xload, XStore &xstore,
+                                                 Compute &compute, Regs &ba, Regs &bb) {
+    load(0, ba); /* weights only: may overlap the previous kernel (PDL) */
+    cuda_pdl_trigger();
+    cuda_pdl_wait();
+    xload(0);
+    xstore(0);
+    __syncthreads();
+    for (int t = 0; t < nt; t += 2) {
+        if (t + 1 < nt) {
+            load(t + 1, bb);
+            xload(t + 1);
+        }
+        compute(t, ba);
+        if (t + 1 < nt) xstore(t + 1);
+        __syncthreads();
+        if (t + 1 >= nt) break;
+        if (t + 2 < nt) {
+            load(t + 2, ba);
+            xload(t + 2);
+        }
+        compute(t + 1, bb);
+        if (t + 2 < nt) xstore(t + 2);
+        __syncthreads();
+    }
+}
+
 /* rows per warp of the one-vector kernel for the block types: env
  * M40LLM_CUDA_MV_ROWS = 1, 2 or 4, else 4 for split Q4_0 and 2 for the rest
  * (H200, 7B decode: split Q4_0 317.8 -> 330.9 t/s with 4; Q8_0 324.9 -> 306.1,
@@ -428,29 +462,7 @@ __global__ void __launch_bounds__(FW * 32)
         }
     };
 
-    load(0, ba); /* weights only: may overlap the previous kernel (PDL) */
-    cuda_pdl_trigger();
-    cuda_pdl_wait();
-    xload(0);
-    xstore(0);
-    __syncthreads();
-    for (int t = 0; t < nt; t += 2) {
-        if (t + 1 < nt) {
-            load(t + 1, bb);
-            xload(t + 1);
-        }
-        compute(t, ba);
-        if (t + 1 < nt) xstore(t + 1);
-        __syncthreads();
-        if (t + 1 >= nt) break;
-        if (t + 2 < nt) {
-            load(t + 2, ba);
-            xload(t + 2);
-        }
-        compute(t + 1, bb);
-        if (t + 2 < nt) xstore(t + 2);
-        __syncthreads();
-    }
+    tile_loop(nt, load, xload, xstore, compute, ba, bb);
 
     if (R == 2 && glu > 0) {
         const float g = warp_sum(acc[0][0]), u = warp_sum(acc[R - 1][0]);
@@ -506,14 +518,14 @@ __global__ void __launch_bounds__(FW * 32)
           const float *__restrict__ X, int cols, int n, float *__restrict__ Y,
           const float *__restrict__ bias, int accumulate, int glu) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 610
-    constexpr int TU = 32 * KS;                     /* units per tile and row */
-    constexpr int TC = TU * 32;                     /* columns per tile */
-    constexpr int TF4 = TC / 4;                     /* float4 per tile and vector */
-    constexpr int XR = NV * TF4 / (FW * 32);        /* staged float4 per thread */
+    constexpr int TU = 32 * KS;              /* units per tile and row */
+    constexpr int TC = TU * 32;              /* columns per tile */
+    constexpr int TF4 = TC / 4;              /* float4 per tile and vector */
+    constexpr int XR = NV * TF4 / (FW * 32); /* staged float4 per thread */
     static_assert(XR * FW * 32 == NV * TF4, "tile");
-    __shared__ uint4 xq[2][NV][TU * 4];             /* int16 x, 8 per uint4 */
-    __shared__ float xsc[2][NV][TU];                /* scale per 32 columns */
-    __shared__ int xsm[2][NV][2 * TU];              /* int sums per 16 columns */
+    __shared__ uint4 xq[2][NV][TU * 4]; /* int16 x, 8 per uint4 */
+    __shared__ float xsc[2][NV][TU];    /* scale per 32 columns */
+    __shared__ int xsm[2][NV][2 * TU];  /* int sums per 16 columns */
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int wid = blockIdx.x * FW + warp;
     const uint8_t *wr[R];
@@ -604,29 +616,7 @@ __global__ void __launch_bounds__(FW * 32)
         }
     };
 
-    load(0, ba); /* weights only: may overlap the previous kernel (PDL) */
-    cuda_pdl_trigger();
-    cuda_pdl_wait();
-    xload(0);
-    xstore(0);
-    __syncthreads();
-    for (int t = 0; t < nt; t += 2) {
-        if (t + 1 < nt) {
-            load(t + 1, bb);
-            xload(t + 1);
-        }
-        compute(t, ba);
-        if (t + 1 < nt) xstore(t + 1);
-        __syncthreads();
-        if (t + 1 >= nt) break;
-        if (t + 2 < nt) {
-            load(t + 2, ba);
-            xload(t + 2);
-        }
-        compute(t + 1, bb);
-        if (t + 2 < nt) xstore(t + 2);
-        __syncthreads();
-    }
+    tile_loop(nt, load, xload, xstore, compute, ba, bb);
 
     if (glu > 0) {
 #pragma unroll
@@ -699,7 +689,12 @@ void launch_dp_1(const void *W, int64_t rows, int64_t cols, const float *X, floa
         launch_dp<U, 1, R, FW>(W, rows, cols, X, 1, Y, bias, accumulate, s);                       \
         return;
     switch (r) {
-        DPV(501, 1, 4) DPV(502, 2, 4) DPV(504, 4, 4) DPV(511, 1, 8) DPV(512, 2, 8) DPV(514, 4, 8)
+        DPV(501, 1, 4);
+        DPV(502, 2, 4);
+        DPV(504, 4, 4);
+        DPV(511, 1, 8);
+        DPV(512, 2, 8);
+        DPV(514, 4, 8);
     case 521:
     case 522:
         if constexpr (U::KS == 2) {
@@ -728,7 +723,9 @@ void launch_dp_glu(const void *W, int64_t rows, int64_t cols, const float *X, fl
     launch_dp<U, 1, 2, 8>(W, rows, cols, X, 1, H, NULL, 0, s, glu);
 }
 /* n == 1, no bench variant other than the mv_dp ones */
-static bool dp_take(int n, int r) { return n == 1 && (r == 0 || (r > 500 && r < 600)) && dp_ready(); }
+static bool dp_take(int n, int r) {
+    return n == 1 && (r == 0 || (r > 500 && r < 600)) && dp_ready();
+}
 
 /* ---- n = 2..16 vectors: mv_grp ----
  * A CTA is KSPL column splits x GW warps; a warp is G row groups of GL = 32 / G
@@ -855,29 +852,7 @@ __global__ void __launch_bounds__(GW *KSPL * 32, U::UC == 8 && NV < 16 ? 16 / (G
         }
     };
 
-    load(0, ba); /* weights only: may overlap the previous kernel (PDL) */
-    cuda_pdl_trigger();
-    cuda_pdl_wait();
-    xload(0);
-    xstore(0);
-    __syncthreads();
-    for (int t = 0; t < nt; t += 2) {
-        if (t + 1 < nt) {
-            load(t + 1, bb);
-            xload(t + 1);
-        }
-        compute(t, ba);
-        if (t + 1 < nt) xstore(t + 1);
-        __syncthreads();
-        if (t + 1 >= nt) break;
-        if (t + 2 < nt) {
-            load(t + 2, ba);
-            xload(t + 2);
-        }
-        compute(t + 1, bb);
-        if (t + 2 < nt) xstore(t + 2);
-        __syncthreads();
-    }
+    tile_loop(nt, load, xload, xstore, compute, ba, bb);
 
     /* sum over the group's lanes, then over the splits in split order */
 #pragma unroll
