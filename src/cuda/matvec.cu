@@ -311,6 +311,21 @@ void half_scalar(uint32_t type, const void *W, int64_t rows, int64_t cols, const
 
 namespace fast {
 using namespace m40f;
+/* A lane's weight units of one tile: unit u0 + 32 k of each of the R rows
+ * (k < KS), those below nunits (mv_fast, mv_dp). */
+template <class U, int R, int KS>
+static __device__ __forceinline__ void load_units(const uint8_t *const (&wr)[R], int u0, int nunits,
+                                                  typename U::Regs (&b)[R][KS]) {
+#pragma unroll
+    for (int k = 0; k < KS; k++) {
+        const int u = u0 + 32 * k;
+        if (u < nunits) {
+#pragma unroll
+            for (int r = 0; r < R; r++) U::load(wr[r], u, b[r][k]);
+        }
+    }
+}
+
 /* The tile loop of mv_fast, mv_dp and mv_grp: weights double-buffered in
  * registers (ba, bb), activations staged through registers (xload) into
  * double-buffered shared tiles (xstore). The first tile's weights are loaded
@@ -395,14 +410,7 @@ __global__ void __launch_bounds__(FW * 32)
     float4 xr[XR];
 
     auto load = [&](int t, typename U::Regs(&b)[R][KS]) {
-#pragma unroll
-        for (int k = 0; k < KS; k++) {
-            const int u = t * TU + 32 * k + lane;
-            if (u < nunits) {
-#pragma unroll
-                for (int r = 0; r < R; r++) U::load(wr[r], u, b[r][k]);
-            }
-        }
+        load_units<U>(wr, t * TU + lane, nunits, b);
     };
     auto xload = [&](int t) {
 #pragma unroll
@@ -549,14 +557,7 @@ __global__ void __launch_bounds__(FW * 32)
     float4 xr[XR];
 
     auto load = [&](int t, typename U::Regs(&b)[R][KS]) {
-#pragma unroll
-        for (int k = 0; k < KS; k++) {
-            const int u = t * TU + 32 * k + lane;
-            if (u < nunits) {
-#pragma unroll
-                for (int r = 0; r < R; r++) U::load(wr[r], u, b[r][k]);
-            }
-        }
+        load_units<U>(wr, t * TU + lane, nunits, b);
     };
     auto xload = [&](int t) {
 #pragma unroll
