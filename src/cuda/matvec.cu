@@ -33,6 +33,48 @@ namespace {
 
 constexpr int MV_WARPS = 4;
 
+/* The epilogue of the warp-per-rows kernels: row row0 + r of vector v gets
+ * the warp's sum of acc[r][v] (+ bias) (+ Y when accumulate), rows < rows. */
+template <int R, int NV>
+static __device__ __forceinline__ void store_rows(float (&acc)[R][NV], int row0, int rows, int n,
+                                                  float *__restrict__ Y,
+                                                  const float *__restrict__ bias, int accumulate) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const int row = row0 + r;
+#pragma unroll
+        for (int v = 0; v < NV; v++) {
+            const float s = warp_sum(acc[r][v]);
+            if (lane == 0 && v < n && row < rows) {
+                const long long idx = (long long)v * rows + row;
+                float y = s + (bias ? bias[row] : 0.0f);
+                if (accumulate) y += Y[idx];
+                Y[idx] = y;
+            }
+        }
+    }
+}
+/* Gate/up kernels (glu > 0, R even): a warp's rows r < R/2 are gate rows
+ * w R/2 + r of a stacked gate|up matrix, rows r >= R/2 the up rows glu later
+ * (clamped to the last pair). */
+template <int R> static __device__ __forceinline__ int glu_row(int w, int r, int glu) {
+    constexpr int H = R > 1 ? R / 2 : 1;
+    return min(w * H + r % H, glu - 1) + (r >= H ? glu : 0);
+}
+/* Y[p] = silu(g_p) * u_p for the warp's pairs p = w R/2 + j (as swiglu_kernel). */
+template <int R, int NV>
+static __device__ __forceinline__ void store_glu(float (&acc)[R][NV], int w, int glu,
+                                                 float *__restrict__ Y) {
+    const int lane = threadIdx.x & 31;
+#pragma unroll
+    for (int j = 0; j < R / 2; j++) {
+        const float g = warp_sum(acc[j][0]), u = warp_sum(acc[R / 2 + j][0]);
+        const int p = w * (R / 2) + j;
+        if (lane == 0 && p < glu) Y[p] = g / (1.0f + expf(-g)) * u;
+    }
+}
+
 template <class T> struct Tile {
     static constexpr int ELEMS = T::QK == 8 ? 1024 : 2048; /* weights per tile and row */
     static constexpr int TB = ELEMS / T::QK;               /* blocks per tile */
@@ -212,20 +254,7 @@ __global__ void __launch_bounds__(MV_WARPS * 32)
         __syncwarp();
     }
 
-#pragma unroll
-    for (int r = 0; r < R; r++) {
-        const int row = row0 + r;
-#pragma unroll
-        for (int v = 0; v < NV; v++) {
-            const float s = warp_sum(acc[r][v]);
-            if (lane == 0 && v < n && row < rows) {
-                const long long idx = (long long)v * rows + row;
-                float y = s + (bias ? bias[row] : 0.0f);
-                if (accumulate) y += Y[idx];
-                Y[idx] = y;
-            }
-        }
-    }
+    store_rows(acc, row0, rows, n, Y, bias, accumulate);
 }
 
 /* F16 / BF16 rows whose length is not a multiple of 8: one warp per row,
@@ -394,10 +423,9 @@ __global__ void __launch_bounds__(FW * 32)
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int row0 = (blockIdx.x * FW + warp) * R;
     const uint8_t *wr[R];
-    const int gp = blockIdx.x * FW + warp; /* glu: the warp's gate/up pair */
 #pragma unroll
     for (int r = 0; r < R; r++)
-        wr[r] = W + (long long)(R == 2 && glu > 0 ? min(gp, glu - 1) + r * glu
+        wr[r] = W + (long long)(R == 2 && glu > 0 ? glu_row<R>(blockIdx.x * FW + warp, r, glu)
                                                   : min(row0 + r, rows - 1)) *
                         row_bytes;
     float acc[R][NV];
@@ -473,24 +501,10 @@ __global__ void __launch_bounds__(FW * 32)
     tile_loop(nt, load, xload, xstore, compute, ba, bb);
 
     if (R == 2 && glu > 0) {
-        const float g = warp_sum(acc[0][0]), u = warp_sum(acc[R - 1][0]);
-        if (lane == 0 && gp < glu) Y[gp] = g / (1.0f + expf(-g)) * u; /* as swiglu_kernel */
+        store_glu(acc, blockIdx.x * FW + warp, glu, Y);
         return;
     }
-#pragma unroll
-    for (int r = 0; r < R; r++) {
-        const int row = row0 + r;
-#pragma unroll
-        for (int v = 0; v < NV; v++) {
-            const float s = warp_sum(acc[r][v]);
-            if (lane == 0 && v < n && row < rows) {
-                const long long idx = (long long)v * rows + row;
-                float y = s + (bias ? bias[row] : 0.0f);
-                if (accumulate) y += Y[idx];
-                Y[idx] = y;
-            }
-        }
-    }
+    store_rows(acc, row0, rows, n, Y, bias, accumulate);
 }
 
 template <class U, int NV, int R>
@@ -514,44 +528,36 @@ void launch_fast(const void *W, int64_t rows, int64_t cols, const float *X, int 
  * CTA spends ~3 instructions per x element over FW x R rows. x words in
  * shared memory: 32-column block b's four 16-byte chunks (8 columns each) at
  * U::slot(b, c) (swizzled for the unit's 16-byte reads).
- * Used for one vector (NV = 1; NV > 1 compiles but measured slower than
- * mv_grp: 255 registers at NV = 8). A row's arithmetic does not depend on R
- * or FW (same unit-to-lane order and chains), so the gate/up kernel equals
- * the plain one bit for bit.
- * glu > 0 (NV == 1): the warp's rows are gate rows p..p+R/2-1 and the up
- * rows p+glu..; it writes Y[p + j] = silu(g_j) * u_j. */
-template <class U, int NV, int R, int KS, int FW>
+ * One vector only (batched steps keep mv_grp: an n = 8 version measured
+ * slower, 255 registers, bench/matvec_notes.md v9). A row's arithmetic does
+ * not depend on R or FW (same unit-to-lane order and chains), so the gate/up
+ * kernel equals the plain one bit for bit.
+ * glu > 0: the warp's rows are gate rows p..p+R/2-1 and the up rows
+ * p+glu..; it writes Y[p + j] = silu(g_j) * u_j (glu_row, store_glu). */
+template <class U, int R, int KS, int FW>
 __global__ void __launch_bounds__(FW * 32)
     mv_dp(const uint8_t *__restrict__ W, int rows, long long row_bytes, int nunits,
-          const float *__restrict__ X, int cols, int n, float *__restrict__ Y,
+          const float *__restrict__ X, int cols, float *__restrict__ Y,
           const float *__restrict__ bias, int accumulate, int glu) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 610
-    constexpr int TU = 32 * KS;              /* units per tile and row */
-    constexpr int TC = TU * 32;              /* columns per tile */
-    constexpr int TF4 = TC / 4;              /* float4 per tile and vector */
-    constexpr int XR = NV * TF4 / (FW * 32); /* staged float4 per thread */
-    static_assert(XR * FW * 32 == NV * TF4, "tile");
-    __shared__ uint4 xq[2][NV][TU * 4]; /* int16 x, 8 per uint4 */
-    __shared__ float xsc[2][NV][TU];    /* scale per 32 columns */
-    __shared__ int xsm[2][NV][2 * TU];  /* int sums per 16 columns */
+    constexpr int TU = 32 * KS;         /* units per tile and row */
+    constexpr int TC = TU * 32;         /* columns per tile */
+    constexpr int TF4 = TC / 4;         /* float4 per tile */
+    constexpr int XR = TF4 / (FW * 32); /* staged float4 per thread */
+    static_assert(XR * FW * 32 == TF4, "tile");
+    __shared__ uint4 xq[2][TU * 4]; /* int16 x, 8 per uint4 */
+    __shared__ float xsc[2][TU];    /* scale per 32 columns */
+    __shared__ int xsm[2][2 * TU];  /* int sums per 16 columns */
     const int lane = threadIdx.x & 31, warp = threadIdx.x >> 5;
     const int wid = blockIdx.x * FW + warp;
     const uint8_t *wr[R];
 #pragma unroll
-    for (int r = 0; r < R; r++) {
-        int row;
-        constexpr int H = R > 1 ? R / 2 : 1; /* glu: gate/up pairs per warp */
-        if (glu > 0)
-            row = min(wid * H + r % H, glu - 1) + (r >= H ? glu : 0);
-        else
-            row = min(wid * R + r, rows - 1);
-        wr[r] = W + (long long)row * row_bytes;
-    }
-    float acc[R][NV];
-#pragma unroll
     for (int r = 0; r < R; r++)
+        wr[r] = W + (long long)(glu > 0 ? glu_row<R>(wid, r, glu) : min(wid * R + r, rows - 1)) *
+                        row_bytes;
+    float acc[R][1]; /* one vector: the shape store_rows takes */
 #pragma unroll
-        for (int v = 0; v < NV; v++) acc[r][v] = 0.0f;
+    for (int r = 0; r < R; r++) acc[r][0] = 0.0f;
     const int nt = (cols + TC - 1) / TC;
     typename U::Regs ba[R][KS], bb[R][KS];
     float4 xr[XR];
@@ -562,12 +568,9 @@ __global__ void __launch_bounds__(FW * 32)
     auto xload = [&](int t) {
 #pragma unroll
         for (int i = 0; i < XR; i++) {
-            const int e = threadIdx.x + FW * 32 * i;
-            const int v = e / TF4, f = e % TF4;
-            const int col = t * TC + 4 * f;
-            xr[i] = v < n && col < cols
-                        ? __ldg(reinterpret_cast<const float4 *>(X + (long long)v * cols + col))
-                        : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
+            const int col = t * TC + 4 * (threadIdx.x + FW * 32 * i);
+            xr[i] = col < cols ? __ldg(reinterpret_cast<const float4 *>(X + col))
+                               : make_float4(0.0f, 0.0f, 0.0f, 0.0f);
         }
     };
     /* 8 consecutive lanes hold one unit's 32 columns (TF4 and FW * 32 are
@@ -575,8 +578,7 @@ __global__ void __launch_bounds__(FW * 32)
     auto xstore = [&](int t) {
 #pragma unroll
         for (int i = 0; i < XR; i++) {
-            const int e = threadIdx.x + FW * 32 * i;
-            const int v = e / TF4, f = e % TF4;
+            const int f = threadIdx.x + FW * 32 * i; /* float4 of the tile */
             const float4 x = xr[i];
             float a = fmaxf(fmaxf(fabsf(x.x), fabsf(x.y)), fmaxf(fabsf(x.z), fabsf(x.w)));
             a = fmaxf(a, __shfl_xor_sync(0xffffffffu, a, 1));
@@ -593,10 +595,10 @@ __global__ void __launch_bounds__(FW * 32)
             sm += __shfl_xor_sync(0xffffffffu, sm, 1);
             sm += __shfl_xor_sync(0xffffffffu, sm, 2);
             const int ul = f >> 3, c = (f >> 1) & 3;
-            reinterpret_cast<uint2 *>(&xq[t & 1][v][U::slot(ul, c)])[f & 1] =
+            reinterpret_cast<uint2 *>(&xq[t & 1][U::slot(ul, c)])[f & 1] =
                 make_uint2(__byte_perm(b0, b1, 0x5410), __byte_perm(b2, b3, 0x5410));
-            if ((f & 7) == 0) xsc[t & 1][v][ul] = a * (1.0f / 32767.0f);
-            if ((f & 3) == 0) xsm[t & 1][v][f >> 2] = sm;
+            if ((f & 7) == 0) xsc[t & 1][ul] = a * (1.0f / 32767.0f);
+            if ((f & 3) == 0) xsm[t & 1][f >> 2] = sm;
         }
     };
     auto compute = [&](int t, const typename U::Regs(&b)[R][KS]) {
@@ -604,59 +606,35 @@ __global__ void __launch_bounds__(FW * 32)
         for (int k = 0; k < KS; k++) {
             const int ul = 32 * k + lane;
             if (t * TU + ul < nunits) {
+                typename U::XV x;
+                U::loadx(xq[t & 1], xsc[t & 1], xsm[t & 1], ul, x);
 #pragma unroll
-                for (int v = 0; v < NV; v++) {
-                    if (NV == 1 || v < n) {
-                        typename U::XV x;
-                        U::loadx(xq[t & 1][v], xsc[t & 1][v], xsm[t & 1][v], ul, x);
-#pragma unroll
-                        for (int r = 0; r < R; r++) acc[r][v] = U::dot(b[r][k], x, ul, acc[r][v]);
-                    }
-                }
+                for (int r = 0; r < R; r++) acc[r][0] = U::dot(b[r][k], x, ul, acc[r][0]);
             }
         }
     };
 
     tile_loop(nt, load, xload, xstore, compute, ba, bb);
 
-    if (glu > 0) {
-#pragma unroll
-        for (int j = 0; j < R / 2; j++) {
-            const float g = warp_sum(acc[j][0]), u = warp_sum(acc[R / 2 + j][0]);
-            const int p = wid * (R / 2) + j;
-            if (lane == 0 && p < glu) Y[p] = g / (1.0f + expf(-g)) * u; /* as swiglu_kernel */
-        }
-        return;
-    }
-#pragma unroll
-    for (int r = 0; r < R; r++) {
-        const int row = wid * R + r;
-#pragma unroll
-        for (int v = 0; v < NV; v++) {
-            const float s = warp_sum(acc[r][v]);
-            if (lane == 0 && v < n && row < rows) {
-                const long long idx = (long long)v * rows + row;
-                float y = s + (bias ? bias[row] : 0.0f);
-                if (accumulate) y += Y[idx];
-                Y[idx] = y;
-            }
-        }
-    }
+    if (glu > 0)
+        store_glu(acc, wid, glu, Y);
+    else
+        store_rows(acc, wid * R, rows, 1, Y, bias, accumulate);
 #else
     __trap(); /* dp_ready() keeps sm < 61 off this kernel */
 #endif
 }
 
-template <class U, int NV, int R, int FW = 4>
-void launch_dp(const void *W, int64_t rows, int64_t cols, const float *X, int n, float *Y,
+template <class U, int R, int FW>
+void launch_dp(const void *W, int64_t rows, int64_t cols, const float *X, float *Y,
                const float *bias, int accumulate, cudaStream_t s, int glu = 0) {
-    constexpr int KS = NV >= 4 ? 1 : U::KS;
+    constexpr int KS = U::KS;
     const long long row_bytes = cols / U::QKB * U::BYTES;
     const int nunits = (int)(cols / 32);
     const long long per = glu > 0 ? FW * (R / 2) : FW * R; /* rows (glu: pairs) per CTA */
     const unsigned grid = (unsigned)(((glu > 0 ? glu : rows) + per - 1) / per);
-    cuda_launch(mv_dp<U, NV, R, KS, FW>, grid, FW * 32, 0, s, (const uint8_t *)W, (int)rows,
-                row_bytes, nunits, X, (int)cols, n, Y, bias, accumulate, glu);
+    cuda_launch(mv_dp<U, R, KS, FW>, grid, FW * 32, 0, s, (const uint8_t *)W, (int)rows, row_bytes,
+                nunits, X, (int)cols, Y, bias, accumulate, glu);
     CUDA_CHECK_LAUNCH();
 }
 
@@ -667,7 +645,7 @@ static bool dp_ready() {
     static const int ok = [] {
         if (env_off("M40LLM_CUDA_DP")) return 0;
         cudaFuncAttributes fa;
-        if (cudaFuncGetAttributes(&fa, mv_dp<DQ8_0S, 1, 1, 1, 8>) != cudaSuccess) {
+        if (cudaFuncGetAttributes(&fa, mv_dp<DQ8_0S, 1, 1, 8>) != cudaSuccess) {
             cudaGetLastError();
             return 0;
         }
@@ -681,13 +659,13 @@ static bool dp_ready() {
  * CTA with 1, 2, 4 rows per warp; 511, 512, 514 = 8 warps; 521, 522 = 16
  * warps (2-tile types only). Defaults (H200 workbench, bench/matvec_notes.md
  * v9): 8 warps; Q8_0 1 row per warp below 8192 rows, 2 below 24576, else 4;
- * Q4_0 and Q4_K 2. */
+ * Q4_0 (and the Q4_K variant) 2. */
 template <class U>
 void launch_dp_1(const void *W, int64_t rows, int64_t cols, const float *X, float *Y,
                  const float *bias, int accumulate, cudaStream_t s, int r) {
 #define DPV(CODE, R, FW)                                                                           \
     case CODE:                                                                                     \
-        launch_dp<U, 1, R, FW>(W, rows, cols, X, 1, Y, bias, accumulate, s);                       \
+        launch_dp<U, R, FW>(W, rows, cols, X, Y, bias, accumulate, s);                             \
         return;
     switch (r) {
         DPV(501, 1, 4);
@@ -700,9 +678,9 @@ void launch_dp_1(const void *W, int64_t rows, int64_t cols, const float *X, floa
     case 522:
         if constexpr (U::KS == 2) {
             if (r == 521)
-                launch_dp<U, 1, 1, 16>(W, rows, cols, X, 1, Y, bias, accumulate, s);
+                launch_dp<U, 1, 16>(W, rows, cols, X, Y, bias, accumulate, s);
             else
-                launch_dp<U, 1, 2, 16>(W, rows, cols, X, 1, Y, bias, accumulate, s);
+                launch_dp<U, 2, 16>(W, rows, cols, X, Y, bias, accumulate, s);
             return;
         }
         break;
@@ -711,17 +689,17 @@ void launch_dp_1(const void *W, int64_t rows, int64_t cols, const float *X, floa
     }
 #undef DPV
     if (U::BYTES == 34 && rows < 8192)
-        launch_dp<U, 1, 1, 8>(W, rows, cols, X, 1, Y, bias, accumulate, s);
+        launch_dp<U, 1, 8>(W, rows, cols, X, Y, bias, accumulate, s);
     else if (U::BYTES == 34 && rows >= 24576)
-        launch_dp<U, 1, 4, 8>(W, rows, cols, X, 1, Y, bias, accumulate, s);
+        launch_dp<U, 4, 8>(W, rows, cols, X, Y, bias, accumulate, s);
     else
-        launch_dp<U, 1, 2, 8>(W, rows, cols, X, 1, Y, bias, accumulate, s);
+        launch_dp<U, 2, 8>(W, rows, cols, X, Y, bias, accumulate, s);
 }
 /* the gate/up pairs: 8 warps of one pair each (same arithmetic per row) */
 template <class U>
 void launch_dp_glu(const void *W, int64_t rows, int64_t cols, const float *X, float *H, int glu,
                    cudaStream_t s) {
-    launch_dp<U, 1, 2, 8>(W, rows, cols, X, 1, H, NULL, 0, s, glu);
+    launch_dp<U, 2, 8>(W, rows, cols, X, H, NULL, 0, s, glu);
 }
 /* n == 1, no bench variant other than the mv_dp ones */
 static bool dp_take(int n, int r) {

@@ -606,7 +606,9 @@ struct DpX { /* the x of one 32-column unit: 16 words of 2 int16 */
  * quarter warp reading chunk c of blocks b..b+7 hit 8 different 16-byte bank
  * groups. sc: scale per block, sm: int sums per 16 columns. */
 struct DpQ0X {
-    static __device__ __forceinline__ int slot(int b, int c) { return 4 * b + ((c + (b >> 1)) & 3); }
+    static __device__ __forceinline__ int slot(int b, int c) {
+        return 4 * b + ((c + (b >> 1)) & 3);
+    }
     static __device__ __forceinline__ void loadx(const uint4 *xq, const float *sc, const int *sm,
                                                  int ul, DpX &x) {
 #pragma unroll
@@ -618,44 +620,39 @@ struct DpQ0X {
         x.sc = sc[ul];
     }
 };
-static __device__ __forceinline__ int dp2lo(uint32_t a, uint32_t b, int c) {
+/* dp2a: c + a.lo16 * b.byte(2 HI) + a.hi16 * b.byte(2 HI + 1), a's halves
+ * signed, b's bytes signed or (UB) unsigned. sm_61+ only: its callers are
+ * compiled for sm_61+ alone (mv_dp's body), anything else traps. */
+template <bool HI, bool UB>
+static __device__ __forceinline__ int dp2(uint32_t a, uint32_t b, int c) {
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 610
     int d;
-    asm("dp2a.lo.s32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    if constexpr (!HI && !UB)
+        asm("dp2a.lo.s32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    else if constexpr (HI && !UB)
+        asm("dp2a.hi.s32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    else if constexpr (!HI)
+        asm("dp2a.lo.s32.u32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
+    else
+        asm("dp2a.hi.s32.u32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
     return d;
 #else
-    return c + (int)(short)(a & 0xffff) * (int)(signed char)(b & 0xff) +
-           (int)(short)(a >> 16) * (int)(signed char)((b >> 8) & 0xff);
+    (void)a, (void)b;
+    __trap();
+    return c;
 #endif
+}
+static __device__ __forceinline__ int dp2lo(uint32_t a, uint32_t b, int c) {
+    return dp2<false, false>(a, b, c);
 }
 static __device__ __forceinline__ int dp2hi(uint32_t a, uint32_t b, int c) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 610
-    int d;
-    asm("dp2a.hi.s32.s32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
-    return d;
-#else
-    return dp2lo(a, b >> 16, c);
-#endif
+    return dp2<true, false>(a, b, c);
 }
-/* b's bytes unsigned (0..255) */
 static __device__ __forceinline__ int dp2lo_u(uint32_t a, uint32_t b, int c) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 610
-    int d;
-    asm("dp2a.lo.s32.u32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
-    return d;
-#else
-    return c + (int)(short)(a & 0xffff) * (int)(b & 0xff) +
-           (int)(short)(a >> 16) * (int)((b >> 8) & 0xff);
-#endif
+    return dp2<false, true>(a, b, c);
 }
 static __device__ __forceinline__ int dp2hi_u(uint32_t a, uint32_t b, int c) {
-#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 610
-    int d;
-    asm("dp2a.hi.s32.u32 %0, %1, %2, %3;" : "=r"(d) : "r"(a), "r"(b), "r"(c));
-    return d;
-#else
-    return dp2lo_u(a, b >> 16, c);
-#endif
+    return dp2<true, true>(a, b, c);
 }
 /* Split Q8_0: w = d q, q int8: sum = sum q_i x_i exactly. */
 struct DQ8_0S : DpQ0X {
@@ -940,12 +937,11 @@ template <bool Q5> struct UK {
     }
 };
 /* Q4_K for mv_dp (a workbench variant only: measured no faster than the
- * FP32 UK kernel on the H200, bench/matvec_notes.md v9): the lane layout of UK (lane t of a superblock: chunk
- * c = t / 2, half h = t % 2, one 16-byte vector of quants); its lo nibbles
- * are columns 16h..16h+15 of 32-column block 2c (sub-block 2c), its hi
- * nibbles the same columns of block 2c+1. x slots: 4 b + ((k + (b / 4)) & 3)
- * for chunk k of block b; lanes of odd c read their hi block first, so the 8
- * lanes of a superblock always hit 8 different bank groups. */
+ * FP32 UK kernel on the H200, bench/matvec_notes.md v9): the lane layout of UK (lane t of a
+ * superblock: chunk c = t / 2, half h = t % 2, one 16-byte vector of quants); its lo nibbles are
+ * columns 16h..16h+15 of 32-column block 2c (sub-block 2c), its hi nibbles the same columns of
+ * block 2c+1. x slots: 4 b + ((k + (b / 4)) & 3) for chunk k of block b; lanes of odd c read their
+ * hi block first, so the 8 lanes of a superblock always hit 8 different bank groups. */
 struct DpXK {
     uint32_t lo[8], hi[8]; /* 16 int16 each */
     int slo, shi;          /* their int sums */
@@ -958,7 +954,9 @@ struct DQ4_K {
     static __device__ __forceinline__ void load(const uint8_t *row, int u, Regs &r) {
         UK<false>::load(row, u, r);
     }
-    static __device__ __forceinline__ int slot(int b, int k) { return 4 * b + ((k + (b >> 2)) & 3); }
+    static __device__ __forceinline__ int slot(int b, int k) {
+        return 4 * b + ((k + (b >> 2)) & 3);
+    }
     static __device__ __forceinline__ void loadx(const uint4 *xq, const float *sc, const int *sm,
                                                  int ul, DpXK &x) {
         const int t = ul & 7, c = t >> 1, h = t & 1, sb = ul >> 3;
