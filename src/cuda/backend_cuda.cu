@@ -712,8 +712,9 @@ extern "C" Backend *backend_cuda_create(const Model *m, const BackendParams *p, 
              (drv % 1000) / 10, rt / 1000, (rt % 1000) / 10);
 
     /* the integer dot products serve one-vector steps only: batched steps
-     * would then round differently from single ones */
-    if (p->batch_invariant) cuda_matvec_set_dp(0);
+     * would then round differently from single ones (set per backend: the
+     * switch is process-wide) */
+    cuda_matvec_set_dp(p->batch_invariant ? 0 : -1);
     LOG_INFO("GPU %d: quantized matvec: %s", dev,
              cuda_matvec_dp_active()
                  ? "integer dot products (dp2a, int16 activations) for Q8_0/Q4_0, FP32 otherwise"
