@@ -654,14 +654,17 @@ static __device__ __forceinline__ int dp2lo_u(uint32_t a, uint32_t b, int c) {
 static __device__ __forceinline__ int dp2hi_u(uint32_t a, uint32_t b, int c) {
     return dp2<true, true>(a, b, c);
 }
-/* Split Q8_0: w = d q, q int8: sum = sum q_i x_i exactly. */
-struct DQ8_0S : DpQ0X {
-    static constexpr int UC = 32, QKB = 32, BYTES = 34, KS = 1;
+/* A split-layout block (BYTES, P quant bytes) as an mv_dp unit; KS_ tiles */
+template <int BYTES_, int P, int KS_> struct DpSplit : DpQ0X {
+    static constexpr int UC = 32, QKB = 32, BYTES = BYTES_, KS = KS_;
     using XV = DpX;
-    using Regs = SplitRegs<34, 32>;
+    using Regs = SplitRegs<BYTES_, P>;
     static __device__ __forceinline__ void load(const uint8_t *row, int u, Regs &r) {
         split_load(row, u, r);
     }
+};
+/* Split Q8_0: w = d q, q int8: sum = sum q_i x_i exactly. */
+struct DQ8_0S : DpSplit<34, 32, 1> {
     static __device__ __forceinline__ float dot(const Regs &r, const DpX &x, int, float acc) {
         const uint32_t w[8] = {r.q[0].x, r.q[0].y, r.q[0].z, r.q[0].w,
                                r.q[1].x, r.q[1].y, r.q[1].z, r.q[1].w};
@@ -677,13 +680,7 @@ struct DQ8_0S : DpQ0X {
 /* Split Q4_0: w = d (q - 8), q = nibble: elements i (lo nibble of byte i)
  * and 16 + i (hi nibble). The hi nibbles are taken in place (byte & 0xF0 =
  * 16 q, unsigned), their sum divided by 16 exactly at the end. */
-struct DQ4_0S : DpQ0X {
-    static constexpr int UC = 32, QKB = 32, BYTES = 18, KS = 2;
-    using XV = DpX;
-    using Regs = SplitRegs<18, 16>;
-    static __device__ __forceinline__ void load(const uint8_t *row, int u, Regs &r) {
-        split_load(row, u, r);
-    }
+struct DQ4_0S : DpSplit<18, 16, 2> {
     static __device__ __forceinline__ float dot(const Regs &r, const DpX &x, int, float acc) {
         const uint32_t w[4] = {r.q[0].x, r.q[0].y, r.q[0].z, r.q[0].w};
         int lo = 0, hi = 0;
