@@ -15,11 +15,42 @@
 #define ATTN_MAX_HD_LANE 8                                       /* head_dim <= 256 */
 #define ATTN_PU 4 /* positions per warp whose K rows are loaded together */
 
+/* Rotates element d (< rope_dim) of one head x with the angles of its pair
+ * (cs[2 i], cs[2 i + 1] = cos, sin; rope_angles); the arithmetic of
+ * cuda_rope_elem. */
+static __device__ __forceinline__ float rope_rot(const float *x, int d, const float *cs,
+                                                 const CudaRopeParams &p) {
+    int i, a, b;
+    if (p.neox) {
+        const int h = p.rope_dim / 2;
+        i = d < h ? d : d - h;
+        a = i;
+        b = i + h;
+    } else {
+        i = d >> 1;
+        a = 2 * i;
+        b = a + 1;
+    }
+    const float c = cs[2 * i], sn = cs[2 * i + 1];
+    const float x0 = x[a], x1 = x[b];
+    return d == a ? x0 * c - x1 * sn : x0 * sn + x1 * c;
+}
+
+static __device__ __forceinline__ void prefetch_l2(const void *p) {
+    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+}
+
 /* grid (n_kv_heads, n_split, n_items). Dynamic shared memory:
- * qs[G*hd], sc[G*ATTN_SUB], m[G], l[G], rescale[G]. */
+ * qs[G*hd], sc[G*ATTN_SUB], m[G], l[G], rescale[G], cs[rope_dim] (fuse_rope).
+ * Decode (fuse_rope): what does not depend on the previous kernel is done
+ * before the PDL wait: the positions, the RoPE angles, the first K rows of
+ * the span into registers (positions before the new one were written by
+ * earlier steps; the new one is loaded again after this block stores it)
+ * and an L2 prefetch of the span's V rows. */
 static __global__ void __launch_bounds__(ATTN_THREADS) attn_span_kernel(CudaAttnArgs a) {
     cuda_pdl_trigger();
-    cuda_pdl_wait();
+    const bool early = a.fuse_rope && a.early;
+    if (!early) cuda_pdl_wait();
     const int kvh = blockIdx.x, split = blockIdx.y, item = blockIdx.z;
     const int hd = a.head_dim, G = a.n_heads / a.n_kv_heads;
     const int pos = a.d_pos[item];
@@ -45,26 +76,61 @@ static __global__ void __launch_bounds__(ATTN_THREADS) attn_span_kernel(CudaAttn
     float *mrow = sc + G * ATTN_SUB; /* (G) */
     float *lrow = mrow + G;
     float *resc = lrow + G;
+    float *cs = resc + G; /* (rope_dim / 2, 2): cos, sin per rotated pair */
     __shared__ int s_last;
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const bool holds_new = a.fuse_rope && start <= pos && pos < end; /* stores k, v at pos */
+    /* K rows of a group of positions (one warp per position, ATTN_PU per warp
+     * in flight: decode is latency bound) */
+    float kreg[ATTN_PU][ATTN_MAX_HD_LANE];
+    auto load_k = [&](int p0, int j0, int cnt) {
+#pragma unroll
+        for (int u = 0; u < ATTN_PU; u++) {
+            const int j = j0 + u * ATTN_WARPS;
+            const __half *kr = K + (int64_t)(p0 + (j < cnt ? j : 0)) * kvd;
+#pragma unroll
+            for (int i = 0; i < ATTN_MAX_HD_LANE; i++) {
+                const int d = lane + 32 * i;
+                kreg[u][i] = (d < hd && j < cnt) ? __half2float(kr[d]) : 0.0f;
+            }
+        }
+    };
+    if (a.fuse_rope) {
+        const int rd = a.rope.rope_dim;
+        for (int i = tid; i < rd / 2; i += ATTN_THREADS) {
+            float theta = (float)pos;
+            for (int j = 0; j < i; j++) theta *= a.rope.theta_scale;
+            const float t = a.rope.pos_scale * theta;
+            cs[2 * i] = cosf(t);
+            cs[2 * i + 1] = sinf(t);
+        }
+    }
+    if (early) {
+        const int lines = (hd * 2 + 127) / 128; /* 128-byte lines per row */
+        for (int i = tid; i < (end - start) * lines; i += ATTN_THREADS)
+            prefetch_l2(V + (int64_t)(start + i / lines) * kvd + (i % lines) * 64);
+        load_k(start, warp, min(ATTN_SUB, end - start));
+        cuda_pdl_wait();
+    }
     const float qscale = 1.0f / sqrtf((float)hd);
     const int64_t qst = a.qkv_stride ? a.qkv_stride : (int64_t)a.n_heads * hd;
     const int64_t kst = a.qkv_stride ? a.qkv_stride : (int64_t)kvd;
     const float *qg = a.q + (int64_t)item * qst + (int64_t)kvh * G * hd;
     if (a.fuse_rope) {
         const int rd = a.rope.rope_dim;
+        __syncthreads(); /* cs */
         for (int i = tid; i < G * hd; i += ATTN_THREADS) {
             const int g = i / hd, d = i - g * hd;
-            const float x = d < rd ? cuda_rope_elem(qg + g * hd, d, pos, a.rope) : qg[i];
+            const float x = d < rd ? rope_rot(qg + g * hd, d, cs, a.rope) : qg[i];
             qs[i] = x * qscale;
         }
-        if (start <= pos && pos < end) { /* this block's span holds the new position */
+        if (holds_new) { /* this block's span holds the new position */
             const float *kt = a.k_new + (int64_t)item * kst + kvh * hd;
             const float *vt = a.v_new + (int64_t)item * kst + kvh * hd;
             __half *kc = Kw + (int64_t)pos * kvd, *vc = Vw + (int64_t)pos * kvd;
             for (int d = tid; d < hd; d += ATTN_THREADS) {
-                kc[d] = __float2half_rn(d < rd ? cuda_rope_elem(kt, d, pos, a.rope) : kt[d]);
+                kc[d] = __float2half_rn(d < rd ? rope_rot(kt, d, cs, a.rope) : kt[d]);
                 vc[d] = __float2half_rn(vt[d]);
             }
         }
@@ -85,15 +151,19 @@ static __global__ void __launch_bounds__(ATTN_THREADS) attn_span_kernel(CudaAttn
         /* scores: one warp per position, ATTN_PU positions per warp in flight
          * (their K loads are issued together: decode is latency bound) */
         for (int j0 = warp; j0 < cnt; j0 += ATTN_WARPS * ATTN_PU) {
-            float kreg[ATTN_PU][ATTN_MAX_HD_LANE];
+            if (!early || p0 != start || j0 != warp) {
+                load_k(p0, j0, cnt);
+            } else if (holds_new) { /* the preloaded rows: the new position's was stored since */
 #pragma unroll
-            for (int u = 0; u < ATTN_PU; u++) {
-                const int j = j0 + u * ATTN_WARPS;
-                const __half *kr = K + (int64_t)(p0 + (j < cnt ? j : 0)) * kvd;
+                for (int u = 0; u < ATTN_PU; u++) {
+                    if (start + j0 + u * ATTN_WARPS == pos) {
+                        const __half *kr = K + (int64_t)pos * kvd;
 #pragma unroll
-                for (int i = 0; i < ATTN_MAX_HD_LANE; i++) {
-                    const int d = lane + 32 * i;
-                    kreg[u][i] = (d < hd && j < cnt) ? __half2float(kr[d]) : 0.0f;
+                        for (int i = 0; i < ATTN_MAX_HD_LANE; i++) {
+                            const int d = lane + 32 * i;
+                            kreg[u][i] = d < hd ? __half2float(kr[d]) : 0.0f;
+                        }
+                    }
                 }
             }
             for (int g = 0; g < G; g++) {
@@ -221,7 +291,8 @@ static __global__ void __launch_bounds__(ATTN_THREADS) attn_span_kernel(CudaAttn
 void cuda_attention(const CudaAttnArgs *a, cudaStream_t s) {
     if (a->n_items <= 0) return;
     const int G = a->n_heads / a->n_kv_heads;
-    const size_t smem = sizeof(float) * ((size_t)G * a->head_dim + (size_t)G * ATTN_SUB + 3 * G);
+    const size_t smem = sizeof(float) * ((size_t)G * a->head_dim + (size_t)G * ATTN_SUB + 3 * G +
+                                         (a->fuse_rope ? (size_t)a->rope.rope_dim : 0));
     dim3 grid(a->n_kv_heads, a->n_split, a->n_items);
     cuda_launch(attn_span_kernel, grid, ATTN_THREADS, smem, s, *a);
     CUDA_CHECK_LAUNCH();

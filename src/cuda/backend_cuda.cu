@@ -94,6 +94,7 @@ struct CudaBackend {
     float *h_logits;                 /* pinned (CUDA_MATVEC_MAX_BATCH, n_vocab) */
     int use_graphs;
     int fuse_glu; /* one token: gate|up matvec with SwiGLU in its epilogue (M40LLM_CUDA_FUSE_GLU) */
+    int attn_early; /* decode attention starts before the PDL wait (M40LLM_CUDA_ATTN_EARLY) */
     cudaGraphExec_t graph[CUDA_MATVEC_MAX_BATCH + 1];
     int graph_seen[CUDA_MATVEC_MAX_BATCH + 1];
 };
@@ -214,6 +215,7 @@ static void forward_layers(CudaBackend *cb, Scratch *S, int n, int n_split, int 
         a.out = S->xb;
         a.counters = S->attn_cnt;
         a.fuse_rope = decode;
+        a.early = decode && cb->attn_early;
         a.rope = rp;
         a.k_new = k;
         a.v_new = v;
@@ -699,6 +701,7 @@ extern "C" Backend *backend_cuda_create(const Model *m, const BackendParams *p, 
     const int use_cublas = p->use_cublas && !env_off("M40LLM_ENABLE_CUBLAS");
     cb->use_graphs = !env_off("M40LLM_CUDA_GRAPHS");
     cb->fuse_glu = !env_off("M40LLM_CUDA_FUSE_GLU");
+    cb->attn_early = !env_off("M40LLM_CUDA_ATTN_EARLY");
     CUDA_CHECK(cudaSetDevice(dev));
     cuda_pdl_on = cb->prop.major >= 9 && !env_off("M40LLM_CUDA_PDL") && cuda_pdl_supported();
     snprintf(b->desc, sizeof b->desc, "cuda:%d %s sm_%d%d, cuBLAS %s", dev, cb->prop.name,

@@ -270,6 +270,9 @@ struct CudaAttnArgs {
      * v_new (n_items, kvd) into the cache at d_pos[i] before reading it
      * (replaces cuda_rope_store_kv). */
     int fuse_rope;
+    /* fuse_rope only: start before the PDL wait (positions, RoPE angles, the
+     * cached K rows, a V prefetch: none depends on the previous kernel). */
+    int early;
     CudaRopeParams rope;
     const float *k_new, *v_new;
     /* floats between consecutive items' q, k_new and v_new rows; 0: compact

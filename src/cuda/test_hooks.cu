@@ -56,6 +56,7 @@ int cuda_test_attention(const float *q, const uint16_t *k, const uint16_t *v, co
     a.out = dout;
     a.counters = dcnt;
     a.fuse_rope = 0;
+    a.early = 0;
     memset(&a.rope, 0, sizeof a.rope);
     a.k_new = a.v_new = NULL;
     a.qkv_stride = 0;
