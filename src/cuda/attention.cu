@@ -2,8 +2,10 @@
  * style: every block computes one (item, kv head, span of positions) with an
  * online softmax for all query heads of the group; the last block of an
  * (item, kv head) to finish merges the spans (one span: written directly).
- * Decode can fuse RoPE and the KV-cache store (CudaAttnArgs.fuse_rope). Serves decode (one item per
- * sequence) and prefill (one item per prompt token). FP32 math; halves only converted. */
+ * Prefill (one item per prompt token) runs attn_span_kernel; decode (one item per sequence,
+ * RoPE and the KV-cache store fused: CudaAttnArgs.fuse_rope) runs attn_dec_kernel, which stages
+ * whole chunks of K/V rows in shared memory and starts before the PDL wait (attn_span_kernel
+ * when head_dim % 8 != 0 or the chunk does not fit). FP32 math; halves only converted. */
 #include <cmath>
 
 #include "cuda/cuda_common.cuh"
@@ -16,8 +18,8 @@
 #define ATTN_PU 4 /* positions per warp whose K rows are loaded together */
 
 /* Rotates element d (< rope_dim) of one head x with the angles of its pair
- * (cs[2 i], cs[2 i + 1] = cos, sin; rope_angles); the arithmetic of
- * cuda_rope_elem. */
+ * (cs[2 i], cs[2 i + 1] = cos, sin, computed as in cuda_rope_elem); the
+ * arithmetic of cuda_rope_elem. */
 static __device__ __forceinline__ float rope_rot(const float *x, int d, const float *cs,
                                                  const CudaRopeParams &p) {
     int i, a, b;
@@ -36,21 +38,58 @@ static __device__ __forceinline__ float rope_rot(const float *x, int d, const fl
     return d == a ? x0 * c - x1 * sn : x0 * sn + x1 * c;
 }
 
-static __device__ __forceinline__ void prefetch_l2(const void *p) {
-    asm volatile("prefetch.global.L2 [%0];" ::"l"(p));
+/* After a block wrote its span's partial output (part_o) and its (max,
+ * sum) pairs (part_ml): the last block of this (item, kv head) to finish
+ * merges the n_valid spans into a.out (mrow, lrow: G floats of scratch). */
+static __device__ void span_merge(const CudaAttnArgs &a, int item, int kvh, int G, int hd,
+                                  int n_valid, float *mrow, float *lrow) {
+    __shared__ int s_last;
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int nw = blockDim.x >> 5;
+    __threadfence();
+    __syncthreads();
+    if (tid == 0) {
+        int *cnt = a.counters + (int64_t)item * a.n_kv_heads + kvh;
+        const int prev = atomicAdd(cnt, 1);
+        s_last = prev == n_valid - 1;
+        if (s_last) *cnt = 0; /* every other block has counted: reset for the next call */
+    }
+    __syncthreads();
+    if (!s_last) return;
+    __threadfence();
+    for (int g = warp; g < G; g += nw) {
+        const float *ml = a.part_ml + ((int64_t)item * a.n_heads + kvh * G + g) * a.n_split * 2;
+        float M = -INFINITY;
+        for (int c = lane; c < n_valid; c += 32) M = fmaxf(M, __ldcg(ml + 2 * c));
+        M = warp_max(M);
+        float L = 0.0f;
+        for (int c = lane; c < n_valid; c += 32)
+            L += expf(__ldcg(ml + 2 * c) - M) * __ldcg(ml + 2 * c + 1);
+        L = warp_sum(L);
+        if (lane == 0) {
+            mrow[g] = M;
+            lrow[g] = 1.0f / L;
+        }
+    }
+    __syncthreads();
+    for (int idx = tid; idx < G * hd; idx += blockDim.x) {
+        const int g = idx / hd, d = idx - g * hd;
+        const int64_t base = (int64_t)item * a.n_heads + kvh * G + g;
+        const float *ml = a.part_ml + base * a.n_split * 2;
+        const float *po = a.part_o + base * a.n_split * hd + d;
+        const float M = mrow[g];
+        float sacc = 0.0f;
+        for (int c = 0; c < n_valid; c++)
+            sacc += expf(__ldcg(ml + 2 * c) - M) * __ldcg(po + (int64_t)c * hd);
+        a.out[(int64_t)item * a.n_heads * hd + base % a.n_heads * hd + d] = sacc * lrow[g];
+    }
 }
 
 /* grid (n_kv_heads, n_split, n_items). Dynamic shared memory:
- * qs[G*hd], sc[G*ATTN_SUB], m[G], l[G], rescale[G], cs[rope_dim] (fuse_rope).
- * Decode (fuse_rope): what does not depend on the previous kernel is done
- * before the PDL wait: the positions, the RoPE angles, the first K rows of
- * the span into registers (positions before the new one were written by
- * earlier steps; the new one is loaded again after this block stores it)
- * and an L2 prefetch of the span's V rows. */
+ * qs[G*hd], sc[G*ATTN_SUB], m[G], l[G], rescale[G]. */
 static __global__ void __launch_bounds__(ATTN_THREADS) attn_span_kernel(CudaAttnArgs a) {
     cuda_pdl_trigger();
-    const bool early = a.fuse_rope && a.early;
-    if (!early) cuda_pdl_wait();
+    cuda_pdl_wait();
     const int kvh = blockIdx.x, split = blockIdx.y, item = blockIdx.z;
     const int hd = a.head_dim, G = a.n_heads / a.n_kv_heads;
     const int pos = a.d_pos[item];
@@ -76,61 +115,25 @@ static __global__ void __launch_bounds__(ATTN_THREADS) attn_span_kernel(CudaAttn
     float *mrow = sc + G * ATTN_SUB; /* (G) */
     float *lrow = mrow + G;
     float *resc = lrow + G;
-    float *cs = resc + G; /* (rope_dim / 2, 2): cos, sin per rotated pair */
-    __shared__ int s_last;
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const bool holds_new = a.fuse_rope && start <= pos && pos < end; /* stores k, v at pos */
-    /* K rows of a group of positions (one warp per position, ATTN_PU per warp
-     * in flight: decode is latency bound) */
-    float kreg[ATTN_PU][ATTN_MAX_HD_LANE];
-    auto load_k = [&](int p0, int j0, int cnt) {
-#pragma unroll
-        for (int u = 0; u < ATTN_PU; u++) {
-            const int j = j0 + u * ATTN_WARPS;
-            const __half *kr = K + (int64_t)(p0 + (j < cnt ? j : 0)) * kvd;
-#pragma unroll
-            for (int i = 0; i < ATTN_MAX_HD_LANE; i++) {
-                const int d = lane + 32 * i;
-                kreg[u][i] = (d < hd && j < cnt) ? __half2float(kr[d]) : 0.0f;
-            }
-        }
-    };
-    if (a.fuse_rope) {
-        const int rd = a.rope.rope_dim;
-        for (int i = tid; i < rd / 2; i += ATTN_THREADS) {
-            float theta = (float)pos;
-            for (int j = 0; j < i; j++) theta *= a.rope.theta_scale;
-            const float t = a.rope.pos_scale * theta;
-            cs[2 * i] = cosf(t);
-            cs[2 * i + 1] = sinf(t);
-        }
-    }
-    if (early) {
-        const int lines = (hd * 2 + 127) / 128; /* 128-byte lines per row */
-        for (int i = tid; i < (end - start) * lines; i += ATTN_THREADS)
-            prefetch_l2(V + (int64_t)(start + i / lines) * kvd + (i % lines) * 64);
-        load_k(start, warp, min(ATTN_SUB, end - start));
-        cuda_pdl_wait();
-    }
     const float qscale = 1.0f / sqrtf((float)hd);
     const int64_t qst = a.qkv_stride ? a.qkv_stride : (int64_t)a.n_heads * hd;
     const int64_t kst = a.qkv_stride ? a.qkv_stride : (int64_t)kvd;
     const float *qg = a.q + (int64_t)item * qst + (int64_t)kvh * G * hd;
     if (a.fuse_rope) {
         const int rd = a.rope.rope_dim;
-        __syncthreads(); /* cs */
         for (int i = tid; i < G * hd; i += ATTN_THREADS) {
             const int g = i / hd, d = i - g * hd;
-            const float x = d < rd ? rope_rot(qg + g * hd, d, cs, a.rope) : qg[i];
+            const float x = d < rd ? cuda_rope_elem(qg + g * hd, d, pos, a.rope) : qg[i];
             qs[i] = x * qscale;
         }
-        if (holds_new) { /* this block's span holds the new position */
+        if (start <= pos && pos < end) { /* this block's span holds the new position */
             const float *kt = a.k_new + (int64_t)item * kst + kvh * hd;
             const float *vt = a.v_new + (int64_t)item * kst + kvh * hd;
             __half *kc = Kw + (int64_t)pos * kvd, *vc = Vw + (int64_t)pos * kvd;
             for (int d = tid; d < hd; d += ATTN_THREADS) {
-                kc[d] = __float2half_rn(d < rd ? rope_rot(kt, d, cs, a.rope) : kt[d]);
+                kc[d] = __float2half_rn(d < rd ? cuda_rope_elem(kt, d, pos, a.rope) : kt[d]);
                 vc[d] = __float2half_rn(vt[d]);
             }
         }
@@ -151,19 +154,15 @@ static __global__ void __launch_bounds__(ATTN_THREADS) attn_span_kernel(CudaAttn
         /* scores: one warp per position, ATTN_PU positions per warp in flight
          * (their K loads are issued together: decode is latency bound) */
         for (int j0 = warp; j0 < cnt; j0 += ATTN_WARPS * ATTN_PU) {
-            if (!early || p0 != start || j0 != warp) {
-                load_k(p0, j0, cnt);
-            } else if (holds_new) { /* the preloaded rows: the new position's was stored since */
+            float kreg[ATTN_PU][ATTN_MAX_HD_LANE];
 #pragma unroll
-                for (int u = 0; u < ATTN_PU; u++) {
-                    if (start + j0 + u * ATTN_WARPS == pos) {
-                        const __half *kr = K + (int64_t)pos * kvd;
+            for (int u = 0; u < ATTN_PU; u++) {
+                const int j = j0 + u * ATTN_WARPS;
+                const __half *kr = K + (int64_t)(p0 + (j < cnt ? j : 0)) * kvd;
 #pragma unroll
-                        for (int i = 0; i < ATTN_MAX_HD_LANE; i++) {
-                            const int d = lane + 32 * i;
-                            kreg[u][i] = d < hd ? __half2float(kr[d]) : 0.0f;
-                        }
-                    }
+                for (int i = 0; i < ATTN_MAX_HD_LANE; i++) {
+                    const int d = lane + 32 * i;
+                    kreg[u][i] = (d < hd && j < cnt) ? __half2float(kr[d]) : 0.0f;
                 }
             }
             for (int g = 0; g < G; g++) {
@@ -248,51 +247,265 @@ static __global__ void __launch_bounds__(ATTN_THREADS) attn_span_kernel(CudaAttn
         ml[0] = mrow[g];
         ml[1] = lrow[g];
     }
-    /* the last block of this (item, kv head) to finish merges the spans */
-    __threadfence();
-    __syncthreads();
-    if (tid == 0) {
-        int *cnt = a.counters + (int64_t)item * a.n_kv_heads + kvh;
-        const int prev = atomicAdd(cnt, 1);
-        s_last = prev == n_valid - 1;
-        if (s_last) *cnt = 0; /* every other block has counted: reset for the next call */
+    span_merge(a, item, kvh, G, hd, n_valid, mrow, lrow);
+}
+
+/* ---- decode: attn_dec_kernel ----
+ * One block per (item, kv head, span) as above, for decode (fuse_rope,
+ * adaptive spans). The span is read in chunks of dec_chunk(hd) positions:
+ * all K and V rows of a chunk are loaded at once with 16-byte loads into
+ * shared memory (one memory round trip per chunk, not one per 16
+ * positions), and scores, softmax and P.V run from shared memory. The first
+ * chunk and the RoPE angles are loaded before the PDL wait (early): the
+ * rows before the new position were written by earlier steps; the new
+ * position's row is written into the staged chunk and the cache after the
+ * wait. Scores: 8 lanes per position (half2), 4 positions per warp step.
+ * P.V: a thread per (head, column pair), positions split over `parts`
+ * threads when the pairs are fewer than the threads (summed in a fixed
+ * order). Needs head_dim % 8 == 0 and the shared memory of dec_smem(). */
+#define DEC_THREADS 128
+#define DEC_PAIRS (CUDA_ATTN_MAX_GROUP_DIMS / 2 / DEC_THREADS) /* column pairs per thread */
+#define DEC_STAGE 8 /* 16-byte loads per thread and matrix for one chunk */
+static __host__ __device__ __forceinline__ int dec_chunk(int hd) { return hd <= 128 ? 64 : 32; }
+static size_t dec_smem(int G, int hd, int rope_dim) {
+    const int C = dec_chunk(hd);
+    return sizeof(__half) * 2 * (size_t)C * (hd + 8) +
+           sizeof(float) * ((size_t)G * hd + (size_t)G * C + 3 * G + rope_dim);
+}
+
+static __global__ void __launch_bounds__(DEC_THREADS) attn_dec_kernel(CudaAttnArgs a) {
+    cuda_pdl_trigger();
+    const bool early = a.early != 0;
+    if (!early) cuda_pdl_wait();
+    const int kvh = blockIdx.x, split = blockIdx.y, item = blockIdx.z;
+    const int hd = a.head_dim, G = a.n_heads / a.n_kv_heads, C = dec_chunk(hd);
+    const int pos = a.d_pos[item], len = pos + 1;
+    const int want = (len + a.split_target - 1) / a.split_target;
+    const int span = max(a.span, (want + 15) & ~15);
+    const int start = split * span;
+    if (start >= len) return; /* empty span: not counted */
+    const int end = min(start + span, len);
+    const int n_valid = min(a.n_split, (len + span - 1) / span);
+    const int seq = a.d_seq[item];
+    const int kvd = a.kv.kvd;
+    __half *Kw = a.kv.kv_l + (int64_t)(2 * seq) * a.kv.n_ctx * kvd + kvh * hd;
+    __half *Vw = a.kv.kv_l + (int64_t)(2 * seq + 1) * a.kv.n_ctx * kvd + kvh * hd;
+    const int RS = hd + 8; /* staged row stride in halves (16-byte rows, banks spread) */
+
+    extern __shared__ float4 smem4[];
+    __half *ks = reinterpret_cast<__half *>(smem4);     /* (C, RS) */
+    __half *vs = ks + C * RS;                           /* (C, RS) */
+    float *qs = reinterpret_cast<float *>(vs + C * RS); /* (G, hd), scaled */
+    float *sc = qs + G * hd;                            /* (G, C) */
+    float *mrow = sc + G * C, *lrow = mrow + G, *resc = lrow + G;
+    float *cs = resc + G;                         /* (rope_dim / 2, 2): cos, sin */
+    float2 *red = reinterpret_cast<float2 *>(ks); /* after the last scores: parts' sums */
+
+    const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
+    const int rd = a.rope.rope_dim, vpr = hd / 8; /* 16-byte pieces per row */
+    uint4 kr[DEC_STAGE], vr[DEC_STAGE];
+    auto stage_load = [&](int p0, int cnt) {
+#pragma unroll
+        for (int i = 0; i < DEC_STAGE; i++) {
+            const int e = tid + DEC_THREADS * i;
+            if (e < cnt * vpr) {
+                const int r = e / vpr, c = e - r * vpr;
+                kr[i] = reinterpret_cast<const uint4 *>(Kw + (int64_t)(p0 + r) * kvd)[c];
+                vr[i] = reinterpret_cast<const uint4 *>(Vw + (int64_t)(p0 + r) * kvd)[c];
+            }
+        }
+    };
+    auto stage_store = [&](int cnt) {
+#pragma unroll
+        for (int i = 0; i < DEC_STAGE; i++) {
+            const int e = tid + DEC_THREADS * i;
+            if (e < cnt * vpr) {
+                const int r = e / vpr, c = e - r * vpr;
+                reinterpret_cast<uint4 *>(ks + r * RS)[c] = kr[i];
+                reinterpret_cast<uint4 *>(vs + r * RS)[c] = vr[i];
+            }
+        }
+    };
+    stage_load(start, min(C, end - start));
+    for (int i = tid; i < rd / 2; i += DEC_THREADS) {
+        float theta = (float)pos;
+        for (int j = 0; j < i; j++) theta *= a.rope.theta_scale;
+        const float t = a.rope.pos_scale * theta;
+        cs[2 * i] = cosf(t);
+        cs[2 * i + 1] = sinf(t);
     }
-    __syncthreads();
-    if (!s_last) return;
-    __threadfence();
-    for (int g = warp; g < G; g += ATTN_WARPS) {
-        const float *ml = a.part_ml + ((int64_t)item * a.n_heads + kvh * G + g) * a.n_split * 2;
-        float M = -INFINITY;
-        for (int c = lane; c < n_valid; c += 32) M = fmaxf(M, __ldcg(ml + 2 * c));
-        M = warp_max(M);
-        float L = 0.0f;
-        for (int c = lane; c < n_valid; c += 32)
-            L += expf(__ldcg(ml + 2 * c) - M) * __ldcg(ml + 2 * c + 1);
-        L = warp_sum(L);
-        if (lane == 0) {
-            mrow[g] = M;
-            lrow[g] = 1.0f / L;
+    for (int g = tid; g < G; g += DEC_THREADS) {
+        mrow[g] = -INFINITY;
+        lrow[g] = 0.0f;
+    }
+    stage_store(min(C, end - start));
+    if (early) cuda_pdl_wait();
+    __syncthreads(); /* cs */
+
+    const float qscale = 1.0f / sqrtf((float)hd);
+    const int64_t qst = a.qkv_stride ? a.qkv_stride : (int64_t)a.n_heads * hd;
+    const int64_t kst = a.qkv_stride ? a.qkv_stride : (int64_t)kvd;
+    const float *qg = a.q + (int64_t)item * qst + (int64_t)kvh * G * hd;
+    for (int i = tid; i < G * hd; i += DEC_THREADS) {
+        const int g = i / hd, d = i - g * hd;
+        const float x = d < rd ? rope_rot(qg + g * hd, d, cs, a.rope) : qg[i];
+        qs[i] = x * qscale;
+    }
+    if (start <= pos && pos < end) { /* this block's span holds the new position */
+        const float *kt = a.k_new + (int64_t)item * kst + kvh * hd;
+        const float *vt = a.v_new + (int64_t)item * kst + kvh * hd;
+        const int jr = pos - start; /* row in the first chunk, if there */
+        for (int d = tid; d < hd; d += DEC_THREADS) {
+            const __half kh = __float2half_rn(d < rd ? rope_rot(kt, d, cs, a.rope) : kt[d]);
+            const __half vh = __float2half_rn(vt[d]);
+            Kw[(int64_t)pos * kvd + d] = kh;
+            Vw[(int64_t)pos * kvd + d] = vh;
+            if (jr < C) {
+                ks[jr * RS + d] = kh;
+                vs[jr * RS + d] = vh;
+            }
         }
     }
-    __syncthreads();
-    for (int idx = tid; idx < G * hd; idx += ATTN_THREADS) {
-        const int g = idx / hd, d = idx - g * hd;
-        const int64_t base = (int64_t)item * a.n_heads + kvh * G + g;
-        const float *ml = a.part_ml + base * a.n_split * 2;
-        const float *po = a.part_o + base * a.n_split * hd + d;
-        const float M = mrow[g];
-        float sacc = 0.0f;
-        for (int c = 0; c < n_valid; c++)
-            sacc += expf(__ldcg(ml + 2 * c) - M) * __ldcg(po + (int64_t)c * hd);
-        a.out[(int64_t)item * a.n_heads * hd + base % a.n_heads * hd + d] = sacc * lrow[g];
+
+    const int np = G * hd / 2; /* column pairs */
+    const int parts = np >= DEC_THREADS ? 1 : DEC_THREADS / np;
+    const int part = np >= DEC_THREADS ? 0 : tid / np;
+    const int pi0 = np >= DEC_THREADS ? tid : tid - part * np;
+    float2 acc[DEC_PAIRS];
+#pragma unroll
+    for (int k = 0; k < DEC_PAIRS; k++) acc[k] = make_float2(0.0f, 0.0f);
+
+    for (int p0 = start; p0 < end; p0 += C) {
+        const int cnt = min(C, end - p0);
+        if (p0 != start) { /* later chunks (long spans): after the previous one is used */
+            __syncthreads();
+            stage_load(p0, cnt);
+            stage_store(cnt);
+        }
+        __syncthreads();
+        /* scores: 8 lanes per position, 4 positions per warp step */
+        {
+            const int s8 = lane & 7;
+            for (int jb = warp * 4; jb < cnt; jb += (DEC_THREADS / 32) * 4) {
+                const int j = jb + (lane >> 3);
+                const __half2 *k2 = reinterpret_cast<const __half2 *>(ks + (j < cnt ? j : 0) * RS);
+                for (int g = 0; g < G; g++) {
+                    const float2 *q2 = reinterpret_cast<const float2 *>(qs + g * hd);
+                    float dot = 0.0f;
+#pragma unroll 4
+                    for (int t = s8; t < hd / 2; t += 8) {
+                        const float2 kf = __half22float2(k2[t]), qf = q2[t];
+                        dot = fmaf(kf.x, qf.x, dot);
+                        dot = fmaf(kf.y, qf.y, dot);
+                    }
+                    dot += __shfl_xor_sync(0xffffffffu, dot, 4);
+                    dot += __shfl_xor_sync(0xffffffffu, dot, 2);
+                    dot += __shfl_xor_sync(0xffffffffu, dot, 1);
+                    if (s8 == 0 && j < cnt) sc[g * C + j] = dot;
+                }
+            }
+        }
+        __syncthreads();
+        /* online softmax: one warp per query head */
+        for (int g = warp; g < G; g += DEC_THREADS / 32) {
+            float mx = -INFINITY;
+            for (int j = lane; j < cnt; j += 32) mx = fmaxf(mx, sc[g * C + j]);
+            mx = warp_max(mx);
+            const float m_old = mrow[g];
+            const float m_new = fmaxf(m_old, mx);
+            float sum = 0.0f;
+            for (int j = lane; j < cnt; j += 32) {
+                const float e = expf(sc[g * C + j] - m_new);
+                sc[g * C + j] = e;
+                sum += e;
+            }
+            sum = warp_sum(sum);
+            if (lane == 0) {
+                const float r = expf(m_old - m_new); /* 0 when m_old = -inf */
+                resc[g] = r;
+                lrow[g] = lrow[g] * r + sum;
+                mrow[g] = m_new;
+            }
+        }
+        __syncthreads();
+        /* acc = acc * rescale + sum_j p[g][j] V[j][pair] */
+        if (part < parts) {
+#pragma unroll
+            for (int k = 0; k < DEC_PAIRS; k++) {
+                const int idx = pi0 + k * DEC_THREADS;
+                if (idx < np) {
+                    const int g = 2 * idx / hd, t = idx - g * (hd / 2);
+                    const float *pg = sc + g * C;
+                    const __half2 *v2 = reinterpret_cast<const __half2 *>(vs) + t;
+                    float2 sm = make_float2(0.0f, 0.0f);
+#pragma unroll 8
+                    for (int j = part; j < cnt; j += parts) {
+                        const float2 vf = __half22float2(v2[j * (RS / 2)]);
+                        sm.x = fmaf(pg[j], vf.x, sm.x);
+                        sm.y = fmaf(pg[j], vf.y, sm.y);
+                    }
+                    acc[k].x = acc[k].x * resc[g] + sm.x;
+                    acc[k].y = acc[k].y * resc[g] + sm.y;
+                }
+            }
+        }
     }
+    if (parts > 1) { /* the position parts of each pair, added in part order */
+        if (part > 0 && part < parts) red[tid] = acc[0]; /* ks: last read before the softmax */
+        __syncthreads();
+        if (part == 0)
+            for (int q = 1; q < parts; q++) {
+                const float2 o = red[q * np + pi0];
+                acc[0].x += o.x;
+                acc[0].y += o.y;
+            }
+    }
+    if (part != 0) {
+        if (n_valid == 1) return;
+    } else {
+#pragma unroll
+        for (int k = 0; k < DEC_PAIRS; k++) {
+            const int idx = pi0 + k * DEC_THREADS;
+            if (idx < np) {
+                const int g = 2 * idx / hd, d = 2 * (idx - g * (hd / 2));
+                if (n_valid == 1) { /* the only span: normalize and write the output */
+                    const float il = 1.0f / lrow[g];
+                    *reinterpret_cast<float2 *>(a.out + (int64_t)item * a.n_heads * hd +
+                                                (int64_t)kvh * G * hd + 2 * idx) =
+                        make_float2(acc[k].x * il, acc[k].y * il);
+                } else {
+                    const int h = kvh * G + g;
+                    *reinterpret_cast<float2 *>(
+                        a.part_o + (((int64_t)item * a.n_heads + h) * a.n_split + split) * hd + d) =
+                        acc[k];
+                }
+            }
+        }
+        if (n_valid == 1) return;
+    }
+    for (int g = tid; g < G; g += DEC_THREADS) {
+        const int h = kvh * G + g;
+        float *ml = a.part_ml + (((int64_t)item * a.n_heads + h) * a.n_split + split) * 2;
+        ml[0] = mrow[g];
+        ml[1] = lrow[g];
+    }
+    span_merge(a, item, kvh, G, hd, n_valid, mrow, lrow);
 }
 
 void cuda_attention(const CudaAttnArgs *a, cudaStream_t s) {
     if (a->n_items <= 0) return;
     const int G = a->n_heads / a->n_kv_heads;
-    const size_t smem = sizeof(float) * ((size_t)G * a->head_dim + (size_t)G * ATTN_SUB + 3 * G +
-                                         (a->fuse_rope ? (size_t)a->rope.rope_dim : 0));
+    static const int dec_on = !env_off("M40LLM_CUDA_ATTN_DEC"); /* 0: the span kernel (A/B) */
+    if (dec_on && a->fuse_rope && a->split_target > 0 && a->head_dim % 8 == 0) {
+        const size_t smem = dec_smem(G, a->head_dim, a->rope.rope_dim);
+        if (smem + 64 <= 48 * 1024) { /* + span_merge's static int */
+            dim3 grid(a->n_kv_heads, a->n_split, a->n_items);
+            cuda_launch(attn_dec_kernel, grid, DEC_THREADS, smem, s, *a);
+            CUDA_CHECK_LAUNCH();
+            return;
+        }
+    }
+    const size_t smem = sizeof(float) * ((size_t)G * a->head_dim + (size_t)G * ATTN_SUB + 3 * G);
     dim3 grid(a->n_kv_heads, a->n_split, a->n_items);
     cuda_launch(attn_span_kernel, grid, ATTN_THREADS, smem, s, *a);
     CUDA_CHECK_LAUNCH();

@@ -136,8 +136,8 @@ int cuda_matvec_glu(uint32_t type, const void *W, int64_t ffn, int64_t cols, con
                     float *H, cudaStream_t s);
 /* Integer dot products (sm_61+, mv_dp in matvec.cu): split Q8_0/Q4_0
  * weights times activations quantized per 32 columns to int16 (relative
- * error <= 1.5e-5 of the block maximum), for n <= 8 vectors and the fused
- * gate/up. Used when the device and this binary's kernels support dp2a and
+ * error <= 1.5e-5 of the block maximum), for one vector (decode) and the
+ * fused gate/up. Used when the device and this binary's kernels support dp2a and
  * M40LLM_CUDA_DP is not 0/off; cuda_matvec_set_dp(0) switches it off,
  * (-1) back to that default (tests). cuda_matvec_dp_active: in use. */
 void cuda_matvec_set_dp(int on);
@@ -270,8 +270,9 @@ struct CudaAttnArgs {
      * v_new (n_items, kvd) into the cache at d_pos[i] before reading it
      * (replaces cuda_rope_store_kv). */
     int fuse_rope;
-    /* fuse_rope only: start before the PDL wait (positions, RoPE angles, the
-     * cached K rows, a V prefetch: none depends on the previous kernel). */
+    /* fuse_rope only: read the positions, the RoPE angles and the first
+     * chunk of cached K/V rows before the PDL wait (none depends on the
+     * previous kernel; the new position's row is replaced after it). */
     int early;
     CudaRopeParams rope;
     const float *k_new, *v_new;

@@ -1,8 +1,10 @@
-/* test_gpu_attention.c - the CUDA attention kernel alone (flash-decoding
+/* test_gpu_attention.c - the CUDA attention kernels alone (flash-decoding
  * spans, merged by the last block to finish) vs a double-precision CPU
- * attention over the same FP16 cache: head_dim 64/80/96/128/256, GQA ratios 1..8, lengths 1..1024,
- * spans that cut the sequence into 1..64 pieces. Every output element is checked (the output is
- * NaN-poisoned before the run). */
+ * attention over the same FP16 cache: head_dim 8/64/80/96/128/256, GQA ratios 1..8, lengths
+ * 1..1024, spans that cut the sequence into 1..64 pieces; the prefill path (fixed spans) and the
+ * decode path (one sequence per item, the new K/V row stored by the kernel, adaptive spans of one
+ * or more staged chunks) with and without its early start. Every output element is checked (the
+ * output is NaN-poisoned before the run), and the decode path's stored rows. */
 #include <math.h>
 #include <stdio.h>
 #include <stdlib.h>
@@ -84,17 +86,20 @@ static void test_attention_grid(void **state) {
         float *out = (float *)malloc(sizeof(float) * n_items * qd);
         float *ref = (float *)malloc(sizeof(float) * n_items * qd);
         fill_random(q, (size_t)n_items * qd, 37 + ci, 1.5f);
-        assert_int_equal(cuda_test_attention(q, kh, vh, pos, n_items, c->n_ctx, c->n_heads, c->n_kv,
-                                             c->hd, c->span, out),
-                         0);
         for (int i = 0; i < n_items; i++)
             ref_attention(q + (size_t)i * qd, kf, vf, pos[i], c->n_heads, c->n_kv, c->hd,
                           ref + (size_t)i * qd);
-        for (size_t i = 0; i < (size_t)n_items * qd; i++) assert_false(isnan(out[i]));
-        double err = rel_max(out, ref, (size_t)n_items * qd);
-        printf("  hd %3d heads %2d kv %2d ctx %4d span %3d: rel_max %.2e\n", c->hd, c->n_heads,
-               c->n_kv, c->n_ctx, c->span, err);
-        assert_true(err <= 1e-4);
+        static const char *const mode[3] = {"prefill", "decode", "decode, no early start"};
+        for (int dec = 0; dec < 3; dec++) {
+            assert_int_equal(cuda_test_attention(q, kh, vh, pos, n_items, c->n_ctx, c->n_heads,
+                                                 c->n_kv, c->hd, c->span, dec, out),
+                             0);
+            for (size_t i = 0; i < (size_t)n_items * qd; i++) assert_false(isnan(out[i]));
+            double err = rel_max(out, ref, (size_t)n_items * qd);
+            printf("  hd %3d heads %2d kv %2d ctx %4d span %3d %s: rel_max %.2e\n", c->hd,
+                   c->n_heads, c->n_kv, c->n_ctx, c->span, mode[dec], err);
+            assert_true(err <= 1e-4);
+        }
         free(kf);
         free(vf);
         free(kh);
