@@ -18,24 +18,70 @@
 #define ATTN_PU 4 /* positions per warp whose K rows are loaded together */
 
 /* Rotates element d (< rope_dim) of one head x with the angles of its pair
- * (cs[2 i], cs[2 i + 1] = cos, sin, computed as in cuda_rope_elem); the
- * arithmetic of cuda_rope_elem. */
+ * (cs[2 i], cs[2 i + 1] = cos, sin of cuda_rope_angle); the arithmetic of
+ * cuda_rope_elem. */
 static __device__ __forceinline__ float rope_rot(const float *x, int d, const float *cs,
                                                  const CudaRopeParams &p) {
     int i, a, b;
-    if (p.neox) {
-        const int h = p.rope_dim / 2;
-        i = d < h ? d : d - h;
-        a = i;
-        b = i + h;
-    } else {
-        i = d >> 1;
-        a = 2 * i;
-        b = a + 1;
-    }
+    cuda_rope_pair(d, p, i, a, b);
     const float c = cs[2 * i], sn = cs[2 * i + 1];
     const float x0 = x[a], x1 = x[b];
     return d == a ? x0 * c - x1 * sn : x0 * sn + x1 * c;
+}
+
+/* One chunk's online-softmax step, one warp per query head (NW warps): sc[g * stride
+ * + j] (j < cnt) become exp(score - new max); the running max, sum and the
+ * factor that rescales the accumulated output (resc) are updated. */
+template <int NW>
+static __device__ __forceinline__ void softmax_chunk(float *sc, int stride, int cnt, int G,
+                                                     float *mrow, float *lrow, float *resc) {
+    const int lane = threadIdx.x & 31;
+    for (int g = threadIdx.x >> 5; g < G; g += NW) {
+        float mx = -INFINITY;
+        for (int j = lane; j < cnt; j += 32) mx = fmaxf(mx, sc[g * stride + j]);
+        mx = warp_max(mx);
+        const float m_old = mrow[g];
+        const float m_new = fmaxf(m_old, mx);
+        float sum = 0.0f;
+        for (int j = lane; j < cnt; j += 32) {
+            const float e = expf(sc[g * stride + j] - m_new);
+            sc[g * stride + j] = e;
+            sum += e;
+        }
+        sum = warp_sum(sum);
+        if (lane == 0) {
+            const float r = expf(m_old - m_new); /* 0 when m_old = -inf */
+            resc[g] = r;
+            lrow[g] = lrow[g] * r + sum;
+            mrow[g] = m_new;
+        }
+    }
+}
+
+/* Span `split` of an item's positions 0..pos: [start, end), n_valid spans
+ * in all (decode, split_target > 0: ~split_target spans of >= a.span
+ * positions, a multiple of 16; else spans of a.span). False when empty. */
+struct SpanPos {
+    int pos, start, end, n_valid;
+};
+static __device__ __forceinline__ bool span_pos(const CudaAttnArgs &a, int split, int item,
+                                                SpanPos &sp) {
+    sp.pos = a.d_pos[item];
+    const int len = sp.pos + 1;
+    int span = a.span;
+    if (a.split_target > 0) {
+        const int want = (len + a.split_target - 1) / a.split_target;
+        span = max(a.span, (want + 15) & ~15);
+    }
+    sp.start = split * span;
+    if (sp.start >= len) return false;
+    sp.end = min(sp.start + span, len);
+    sp.n_valid = min(a.n_split, (len + span - 1) / span);
+    return true;
+}
+/* K (v = 0) or V (v = 1) of kv head kvh of sequence seq in this layer */
+static __device__ __forceinline__ __half *kv_head(const CudaAttnArgs &a, int seq, int kvh, int v) {
+    return a.kv.kv_l + (int64_t)(2 * seq + v) * a.kv.n_ctx * a.kv.kvd + kvh * a.head_dim;
 }
 
 /* After a block wrote its span's partial output (part_o) and its (max,
@@ -92,21 +138,12 @@ static __global__ void __launch_bounds__(ATTN_THREADS) attn_span_kernel(CudaAttn
     cuda_pdl_wait();
     const int kvh = blockIdx.x, split = blockIdx.y, item = blockIdx.z;
     const int hd = a.head_dim, G = a.n_heads / a.n_kv_heads;
-    const int pos = a.d_pos[item];
-    const int len = pos + 1;
-    int span = a.span;
-    if (a.split_target > 0) { /* decode: ~split_target spans of >= a.span positions */
-        const int want = (len + a.split_target - 1) / a.split_target;
-        span = max(a.span, (want + 15) & ~15);
-    }
-    const int start = split * span;
-    if (start >= len) return; /* empty span: not counted */
-    const int end = min(start + span, len);
-    const int n_valid = min(a.n_split, (len + span - 1) / span);
+    SpanPos sp;
+    if (!span_pos(a, split, item, sp)) return; /* empty span: not counted */
+    const int pos = sp.pos, start = sp.start, end = sp.end, n_valid = sp.n_valid;
     const int seq = a.d_seq[item];
     const int kvd = a.kv.kvd;
-    __half *Kw = a.kv.kv_l + (int64_t)(2 * seq) * a.kv.n_ctx * kvd + kvh * hd;
-    __half *Vw = a.kv.kv_l + (int64_t)(2 * seq + 1) * a.kv.n_ctx * kvd + kvh * hd;
+    __half *Kw = kv_head(a, seq, kvh, 0), *Vw = kv_head(a, seq, kvh, 1);
     const __half *K = Kw, *V = Vw;
 
     extern __shared__ float smem[];
@@ -181,27 +218,7 @@ static __global__ void __launch_bounds__(ATTN_THREADS) attn_span_kernel(CudaAttn
             }
         }
         __syncthreads();
-        /* online softmax: one warp per query head */
-        for (int g = warp; g < G; g += ATTN_WARPS) {
-            float mx = -INFINITY;
-            for (int j = lane; j < cnt; j += 32) mx = fmaxf(mx, sc[g * ATTN_SUB + j]);
-            mx = warp_max(mx);
-            const float m_old = mrow[g];
-            const float m_new = fmaxf(m_old, mx);
-            float sum = 0.0f;
-            for (int j = lane; j < cnt; j += 32) {
-                const float e = expf(sc[g * ATTN_SUB + j] - m_new);
-                sc[g * ATTN_SUB + j] = e;
-                sum += e;
-            }
-            sum = warp_sum(sum);
-            if (lane == 0) {
-                const float r = expf(m_old - m_new); /* 0 when m_old = -inf */
-                resc[g] = r;
-                lrow[g] = lrow[g] * r + sum;
-                mrow[g] = m_new;
-            }
-        }
+        softmax_chunk<ATTN_WARPS>(sc, ATTN_SUB, cnt, G, mrow, lrow, resc);
         __syncthreads();
         /* acc[g][d] = acc * rescale + sum_j p[g][j] V[j][d] */
 #pragma unroll
@@ -279,17 +296,12 @@ static __global__ void __launch_bounds__(DEC_THREADS) attn_dec_kernel(CudaAttnAr
     if (!early) cuda_pdl_wait();
     const int kvh = blockIdx.x, split = blockIdx.y, item = blockIdx.z;
     const int hd = a.head_dim, G = a.n_heads / a.n_kv_heads, C = dec_chunk(hd);
-    const int pos = a.d_pos[item], len = pos + 1;
-    const int want = (len + a.split_target - 1) / a.split_target;
-    const int span = max(a.span, (want + 15) & ~15);
-    const int start = split * span;
-    if (start >= len) return; /* empty span: not counted */
-    const int end = min(start + span, len);
-    const int n_valid = min(a.n_split, (len + span - 1) / span);
+    SpanPos sp;
+    if (!span_pos(a, split, item, sp)) return; /* empty span: not counted */
+    const int pos = sp.pos, start = sp.start, end = sp.end, n_valid = sp.n_valid;
     const int seq = a.d_seq[item];
     const int kvd = a.kv.kvd;
-    __half *Kw = a.kv.kv_l + (int64_t)(2 * seq) * a.kv.n_ctx * kvd + kvh * hd;
-    __half *Vw = a.kv.kv_l + (int64_t)(2 * seq + 1) * a.kv.n_ctx * kvd + kvh * hd;
+    __half *Kw = kv_head(a, seq, kvh, 0), *Vw = kv_head(a, seq, kvh, 1);
     const int RS = hd + 8; /* staged row stride in halves (16-byte rows, banks spread) */
 
     extern __shared__ float4 smem4[];
@@ -328,9 +340,7 @@ static __global__ void __launch_bounds__(DEC_THREADS) attn_dec_kernel(CudaAttnAr
     };
     stage_load(start, min(C, end - start));
     for (int i = tid; i < rd / 2; i += DEC_THREADS) {
-        float theta = (float)pos;
-        for (int j = 0; j < i; j++) theta *= a.rope.theta_scale;
-        const float t = a.rope.pos_scale * theta;
+        const float t = cuda_rope_angle(i, pos, a.rope);
         cs[2 * i] = cosf(t);
         cs[2 * i + 1] = sinf(t);
     }
@@ -406,27 +416,7 @@ static __global__ void __launch_bounds__(DEC_THREADS) attn_dec_kernel(CudaAttnAr
             }
         }
         __syncthreads();
-        /* online softmax: one warp per query head */
-        for (int g = warp; g < G; g += DEC_THREADS / 32) {
-            float mx = -INFINITY;
-            for (int j = lane; j < cnt; j += 32) mx = fmaxf(mx, sc[g * C + j]);
-            mx = warp_max(mx);
-            const float m_old = mrow[g];
-            const float m_new = fmaxf(m_old, mx);
-            float sum = 0.0f;
-            for (int j = lane; j < cnt; j += 32) {
-                const float e = expf(sc[g * C + j] - m_new);
-                sc[g * C + j] = e;
-                sum += e;
-            }
-            sum = warp_sum(sum);
-            if (lane == 0) {
-                const float r = expf(m_old - m_new); /* 0 when m_old = -inf */
-                resc[g] = r;
-                lrow[g] = lrow[g] * r + sum;
-                mrow[g] = m_new;
-            }
-        }
+        softmax_chunk<DEC_THREADS / 32>(sc, C, cnt, G, mrow, lrow, resc);
         __syncthreads();
         /* acc = acc * rescale + sum_j p[g][j] V[j][pair] */
         if (part < parts) {

@@ -198,12 +198,10 @@ struct CudaRopeParams {
     float theta_scale; /* powf(freq_base, -2 / rope_dim), computed on the host */
     float pos_scale;   /* positions are multiplied by this (linear scaling) */
 };
-/* Element d (< rope_dim) of one head x after RoPE at position pos; the same
- * math as cuda_rope_store_kv (and the CPU backend): theta = pos multiplied
- * i times by theta_scale in float, times pos_scale. */
-static __device__ __forceinline__ float cuda_rope_elem(const float *x, int d, int pos,
-                                                       const CudaRopeParams &p) {
-    int i, a, b;
+/* The pair element d (< rope_dim) belongs to: pair index i, elements a, b
+ * (NeoX: (i, i + rope_dim/2); else (2i, 2i+1)). */
+static __device__ __forceinline__ void cuda_rope_pair(int d, const CudaRopeParams &p, int &i,
+                                                      int &a, int &b) {
     if (p.neox) {
         const int h = p.rope_dim / 2;
         i = d < h ? d : d - h;
@@ -214,9 +212,21 @@ static __device__ __forceinline__ float cuda_rope_elem(const float *x, int d, in
         a = 2 * i;
         b = a + 1;
     }
+}
+/* The angle of pair i at position pos: pos multiplied i times by
+ * theta_scale in float, times pos_scale (the CPU backend's arithmetic). */
+static __device__ __forceinline__ float cuda_rope_angle(int i, int pos, const CudaRopeParams &p) {
     float theta = (float)pos;
     for (int j = 0; j < i; j++) theta *= p.theta_scale;
-    const float t = p.pos_scale * theta;
+    return p.pos_scale * theta;
+}
+/* Element d (< rope_dim) of one head x after RoPE at position pos; the same
+ * math as cuda_rope_store_kv (and the CPU backend). */
+static __device__ __forceinline__ float cuda_rope_elem(const float *x, int d, int pos,
+                                                       const CudaRopeParams &p) {
+    int i, a, b;
+    cuda_rope_pair(d, p, i, a, b);
+    const float t = cuda_rope_angle(i, pos, p);
     const float c = cosf(t), sn = sinf(t);
     const float x0 = x[a], x1 = x[b];
     return d == a ? x0 * c - x1 * sn : x0 * sn + x1 * c;
