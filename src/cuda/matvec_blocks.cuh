@@ -654,6 +654,22 @@ static __device__ __forceinline__ int dp2lo_u(uint32_t a, uint32_t b, int c) {
 static __device__ __forceinline__ int dp2hi_u(uint32_t a, uint32_t b, int c) {
     return dp2<true, true>(a, b, c);
 }
+/* 16 bytes of 4-bit quants q (32 nibbles) against int16 activations: lo =
+ * sum of lo nibbles x xl[0..7] (16 values), hi = 16 x sum of hi nibbles x
+ * xh[0..7] (the hi nibbles taken in place, byte & 0xF0; unsigned, exact) */
+static __device__ __forceinline__ void dp_nib(const uint4 &q, const uint32_t *xl,
+                                              const uint32_t *xh, int &lo, int &hi) {
+    const uint32_t w[4] = {q.x, q.y, q.z, q.w};
+    lo = 0, hi = 0;
+#pragma unroll
+    for (int k = 0; k < 4; k++) {
+        const uint32_t l = w[k] & 0x0F0F0F0Fu, h = w[k] & 0xF0F0F0F0u;
+        lo = dp2lo_u(xl[2 * k], l, lo);
+        lo = dp2hi_u(xl[2 * k + 1], l, lo);
+        hi = dp2lo_u(xh[2 * k], h, hi);
+        hi = dp2hi_u(xh[2 * k + 1], h, hi);
+    }
+}
 /* A split-layout block (BYTES, P quant bytes) as an mv_dp unit; KS_ tiles */
 template <int BYTES_, int P, int KS_> struct DpSplit : DpQ0X {
     static constexpr int UC = 32, QKB = 32, BYTES = BYTES_, KS = KS_;
@@ -682,16 +698,8 @@ struct DQ8_0S : DpSplit<34, 32, 1> {
  * 16 q, unsigned), their sum divided by 16 exactly at the end. */
 struct DQ4_0S : DpSplit<18, 16, 2> {
     static __device__ __forceinline__ float dot(const Regs &r, const DpX &x, int, float acc) {
-        const uint32_t w[4] = {r.q[0].x, r.q[0].y, r.q[0].z, r.q[0].w};
-        int lo = 0, hi = 0;
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            const uint32_t l = w[k] & 0x0F0F0F0Fu, h = w[k] & 0xF0F0F0F0u;
-            lo = dp2lo_u(x.w[2 * k], l, lo);
-            lo = dp2hi_u(x.w[2 * k + 1], l, lo);
-            hi = dp2lo_u(x.w[8 + 2 * k], h, hi);
-            hi = dp2hi_u(x.w[9 + 2 * k], h, hi);
-        }
+        int lo, hi;
+        dp_nib(r.q[0], x.w, x.w + 8, lo, hi);
         return fmaf(h2f(r.d) * x.sc, (float)(lo + (hi >> 4) - 8 * x.sum), acc);
     }
 };
@@ -977,16 +985,8 @@ struct DQ4_K {
     static __device__ __forceinline__ float dot(const Regs &r, const DpXK &x, int ul, float acc) {
         float d0, m0, d1, m1;
         k4_sm(r.hd, (ul & 7) >> 1, d0, m0, d1, m1);
-        const uint32_t w[4] = {r.qs.x, r.qs.y, r.qs.z, r.qs.w};
-        int lo = 0, hi = 0;
-#pragma unroll
-        for (int k = 0; k < 4; k++) {
-            const uint32_t l = w[k] & 0x0F0F0F0Fu, h = w[k] & 0xF0F0F0F0u;
-            lo = dp2lo_u(x.lo[2 * k], l, lo);
-            lo = dp2hi_u(x.lo[2 * k + 1], l, lo);
-            hi = dp2lo_u(x.hi[2 * k], h, hi);
-            hi = dp2hi_u(x.hi[2 * k + 1], h, hi);
-        }
+        int lo, hi;
+        dp_nib(r.qs, x.lo, x.hi, lo, hi);
         acc = fmaf(d0 * x.clo, (float)lo, acc);
         acc = fmaf(-m0 * x.clo, (float)x.slo, acc);
         acc = fmaf(d1 * x.chi, (float)(hi >> 4), acc);
