@@ -73,6 +73,34 @@ static __device__ __forceinline__ void cuda_pdl_trigger() {
 #endif
 }
 
+/* Asynchronous 16-byte global -> shared copies (sm_80+; CUDA_ASYNC_COPY
+ * says whether this pass has them): cuda_cp16 issues one, cuda_cp_commit
+ * closes the thread's group, cuda_cp_wait waits for all of its groups (a
+ * __syncthreads() after it makes the data visible to the CTA). */
+#if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
+#define CUDA_ASYNC_COPY 1
+#else
+#define CUDA_ASYNC_COPY 0
+#endif
+static __device__ __forceinline__ void cuda_cp16(void *smem, const void *g) {
+#if CUDA_ASYNC_COPY
+    const unsigned a = (unsigned)__cvta_generic_to_shared(smem);
+    asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(a), "l"(g) : "memory");
+#else
+    *reinterpret_cast<float4 *>(smem) = __ldg(reinterpret_cast<const float4 *>(g));
+#endif
+}
+static __device__ __forceinline__ void cuda_cp_commit() {
+#if CUDA_ASYNC_COPY
+    asm volatile("cp.async.commit_group;" ::: "memory");
+#endif
+}
+static __device__ __forceinline__ void cuda_cp_wait() {
+#if CUDA_ASYNC_COPY
+    asm volatile("cp.async.wait_group 0;" ::: "memory");
+#endif
+}
+
 template <typename... P, typename... A>
 static void cuda_launch(void (*k)(P...), dim3 grid, dim3 block, size_t smem, cudaStream_t s,
                         A... args) {

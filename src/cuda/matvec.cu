@@ -12,10 +12,13 @@
  *    of the activations once in shared memory (swizzled: conflict-free float4
  *    reads); the next tile's weights and activations are loaded before the
  *    current one is computed (register double buffering). Used for n = 1, and
- *    for n <= 4 F16/BF16 and n = 2 Q8_0 (measured faster there).
+ *    for n <= 4 F16/BF16 (n <= 2 on sm_80+) and n = 2 Q8_0 (measured faster).
  * 1b. mv_grp (same decoders): n = 2..16 for the fast-path types. Weights are
  *    loaded and decoded once and multiplied with all n vectors; each x value
  *    read from shared memory serves R rows from registers (launch_grp).
+ *    On sm_80+ F16/BF16 at n = 3..16 take mv_grp_acp instead: the same
+ *    arithmetic with the weights brought into shared memory by cp.async,
+ *    two tiles ahead (the register-staged mv_grp is latency-bound there).
  * 2. matvec_kernel (v3, below): every type; the default for Q2_K, Q3_K, Q6_K,
  *    for Q4_K/Q5_K at n = 1, and for unaligned F16/BF16/K rows. A warp streams
  *    its R rows in tiles of raw bytes through shared memory (16-byte loads when
@@ -358,13 +361,15 @@ static __device__ __forceinline__ void load_units(const uint8_t *const (&wr)[R],
 /* The tile loop of mv_fast, mv_dp and mv_grp: weights double-buffered in
  * registers (ba, bb), activations staged through registers (xload) into
  * double-buffered shared tiles (xstore). The first tile's weights are loaded
- * before the PDL wait (they do not depend on the previous kernel); then per
- * tile t: tile t+1's weights and x are issued, tile t is computed, tile
- * t+1's x is stored, barrier. */
-template <class Load, class XLoad, class XStore, class Compute, class Regs>
+ * before the PDL wait (they do not depend on the previous kernel), with TWO
+ * the second tile's as well (mv_dp: the whole row of a 4096-column Q4_0
+ * matrix); then per tile t: tile t+1's weights and x are issued, tile t is
+ * computed, tile t+1's x is stored, barrier. */
+template <bool TWO = false, class Load, class XLoad, class XStore, class Compute, class Regs>
 static __device__ __forceinline__ void tile_loop(int nt, Load &load, XLoad &xload, XStore &xstore,
                                                  Compute &compute, Regs &ba, Regs &bb) {
     load(0, ba); /* weights only: may overlap the previous kernel (PDL) */
+    if (TWO && nt > 1) load(1, bb);
     cuda_pdl_trigger();
     cuda_pdl_wait();
     xload(0);
@@ -372,7 +377,7 @@ static __device__ __forceinline__ void tile_loop(int nt, Load &load, XLoad &xloa
     __syncthreads();
     for (int t = 0; t < nt; t += 2) {
         if (t + 1 < nt) {
-            load(t + 1, bb);
+            if (!TWO || t > 0) load(t + 1, bb);
             xload(t + 1);
         }
         compute(t, ba);
@@ -614,7 +619,7 @@ __global__ void __launch_bounds__(FW * 32)
         }
     };
 
-    tile_loop(nt, load, xload, xstore, compute, ba, bb);
+    tile_loop<true>(nt, load, xload, xstore, compute, ba, bb);
 
     if (glu > 0)
         store_glu(acc, wid, glu, Y);
@@ -721,6 +726,49 @@ static bool dp_take(int n, int r) {
  * double-buffered in shared memory and staged through XR <= 4 float4 per
  * thread. 32-column units are decoded in halves (U::split, dot_h). */
 constexpr int GW = 4; /* warps per column split */
+/* mv_grp's epilogue: sum over the group's lanes, then over the KSPL splits
+ * in split order (red: the splits' partial sums), bias, accumulate, store */
+template <int R, int NV, int GL, int KSPL, int RPC>
+static __device__ __forceinline__ void
+grp_store(float (&acc)[R][NV], float (*red)[RPC][NV], int ks, int gl, int rl0, int row0, int rows,
+          int n, float *__restrict__ Y, const float *__restrict__ bias, int accumulate) {
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int v = 0; v < NV; v++)
+#pragma unroll
+            for (int o = GL / 2; o > 0; o >>= 1)
+                acc[r][v] += __shfl_xor_sync(0xffffffffu, acc[r][v], o);
+    if constexpr (KSPL > 1) {
+        if (ks > 0 && gl == 0)
+#pragma unroll
+            for (int r = 0; r < R; r++)
+#pragma unroll
+                for (int v = 0; v < NV; v++) red[ks - 1][rl0 + r][v] = acc[r][v];
+        __syncthreads();
+        if (ks > 0) return;
+#pragma unroll
+        for (int k = 0; k < KSPL - 1; k++)
+#pragma unroll
+            for (int r = 0; r < R; r++)
+#pragma unroll
+                for (int v = 0; v < NV; v++) acc[r][v] += red[k][rl0 + r][v];
+    }
+#pragma unroll
+    for (int r = 0; r < R; r++) {
+        const int row = row0 + r;
+#pragma unroll
+        for (int v = 0; v < NV; v++) {
+            if (gl == 0 && v < n && row < rows) {
+                const long long idx = (long long)v * rows + row;
+                float y = acc[r][v] + (bias ? bias[row] : 0.0f);
+                if (accumulate) y += Y[idx];
+                Y[idx] = y;
+            }
+        }
+    }
+}
+
 template <class U, int NV, int R, int G, int KSPL>
 __global__ void __launch_bounds__(GW *KSPL * 32, U::UC == 8 && NV < 16 ? 16 / (GW * KSPL) : 1)
     mv_grp(const uint8_t *__restrict__ W, int rows, long long row_bytes, int nunits,
@@ -756,7 +804,10 @@ __global__ void __launch_bounds__(GW *KSPL * 32, U::UC == 8 && NV < 16 ? 16 / (G
 #pragma unroll
         for (int v = 0; v < NV; v++) acc[r][v] = 0.0f;
     typename U::Regs ba[R], bb[R];
-    float4 xr[XR];
+    /* sm_80+, F16/BF16: x tiles go to shared memory by cp.async (no staging
+     * registers: at NV = 8 they made the F16 kernel spill) */
+    constexpr bool ACP = CUDA_ASYNC_COPY && U::UC == 8;
+    float4 xr[ACP ? 1 : XR];
 
     auto load = [&](int t, typename U::Regs(&b)[R]) {
         const int u = u0 + t * TU + gl;
@@ -771,18 +822,28 @@ __global__ void __launch_bounds__(GW *KSPL * 32, U::UC == 8 && NV < 16 ? 16 / (G
             const int e = st + ST * i;
             const int v = e / TF4, f = e % TF4;
             const int col = (u0 + t * TU) * U::UC + 4 * f;
-            if (v < n && e < NV * TF4 && col < u1 * U::UC)
-                xr[i] = __ldg(reinterpret_cast<const float4 *>(X + (long long)v * cols + col));
+            if (v < n && e < NV * TF4 && col < u1 * U::UC) {
+                const float *g = X + (long long)v * cols + col;
+                if constexpr (ACP)
+                    cuda_cp16(&xs[t & 1][ks][v][U::swz(f)], g);
+                else
+                    xr[i] = __ldg(reinterpret_cast<const float4 *>(g));
+            }
         }
+        if constexpr (ACP) cuda_cp_commit();
     };
     auto xstore = [&](int t) {
+        if constexpr (ACP) {
+            cuda_cp_wait();
+            return;
+        }
 #pragma unroll
         for (int i = 0; i < XR; i++) {
             const int e = st + ST * i;
             const int v = e / TF4, f = e % TF4;
             const int col = (u0 + t * TU) * U::UC + 4 * f;
             const bool ok = v < n && e < NV * TF4 && col < u1 * U::UC;
-            if (ok) xs[t & 1][ks][v][U::swz(f)] = xr[i];
+            if (ok) xs[t & 1][ks][v][U::swz(f)] = xr[ACP ? 0 : i];
             if constexpr (U::XSUM) { /* sums of x over 16 columns = 4 lanes */
                 float sm = ok ? (xr[i].x + xr[i].y) + (xr[i].z + xr[i].w) : 0.0f;
                 sm += __shfl_xor_sync(0xffffffffu, sm, 1);
@@ -833,42 +894,7 @@ __global__ void __launch_bounds__(GW *KSPL * 32, U::UC == 8 && NV < 16 ? 16 / (G
 
     tile_loop(nt, load, xload, xstore, compute, ba, bb);
 
-    /* sum over the group's lanes, then over the splits in split order */
-#pragma unroll
-    for (int r = 0; r < R; r++)
-#pragma unroll
-        for (int v = 0; v < NV; v++)
-#pragma unroll
-            for (int o = GL / 2; o > 0; o >>= 1)
-                acc[r][v] += __shfl_xor_sync(0xffffffffu, acc[r][v], o);
-    if constexpr (KSPL > 1) {
-        if (ks > 0 && gl == 0)
-#pragma unroll
-            for (int r = 0; r < R; r++)
-#pragma unroll
-                for (int v = 0; v < NV; v++) red[ks - 1][rl0 + r][v] = acc[r][v];
-        __syncthreads();
-        if (ks > 0) return;
-#pragma unroll
-        for (int k = 0; k < KSPL - 1; k++)
-#pragma unroll
-            for (int r = 0; r < R; r++)
-#pragma unroll
-                for (int v = 0; v < NV; v++) acc[r][v] += red[k][rl0 + r][v];
-    }
-#pragma unroll
-    for (int r = 0; r < R; r++) {
-        const int row = row0 + r;
-#pragma unroll
-        for (int v = 0; v < NV; v++) {
-            if (gl == 0 && v < n && row < rows) {
-                const long long idx = (long long)v * rows + row;
-                float y = acc[r][v] + (bias ? bias[row] : 0.0f);
-                if (accumulate) y += Y[idx];
-                Y[idx] = y;
-            }
-        }
-    }
+    grp_store<R, NV, GL, KSPL, RPC>(acc, red, ks, gl, rl0, row0, rows, n, Y, bias, accumulate);
 }
 
 template <class U, int NV, int R, int G, int KSPL>
@@ -882,6 +908,205 @@ void launch_grp(const void *W, int64_t rows, int64_t cols, const float *X, int n
     cuda_launch(mv_grp<U, NV, R, G, KSPL>, grid, GW * KSPL * 32, 0, s, (const uint8_t *)W,
                 (int)rows, row_bytes, nunits, X, (int)cols, n, Y, bias, accumulate);
     CUDA_CHECK_LAUNCH();
+}
+
+/* ---- sm_80+, F16/BF16, n = 3..16: mv_grp_acp ----
+ * mv_grp's CTA shape, lane-to-unit map and arithmetic (the same sums in the
+ * same order: results equal mv_grp's bit for bit), but the weights reach
+ * shared memory by cp.async in an S-stage ring, S - 1 tiles ahead of the
+ * compute (the first S - 1 tiles before the PDL wait), instead of registers
+ * one tile ahead: mv_grp at n = 8 is register-bound (128 per thread for two
+ * CTAs per SM) and its warps mostly wait for weights (Nsight Compute: long
+ * scoreboard stalls first). A thread copies and later reads its own weight
+ * slots (no barrier for those); x tiles come by cp.async too, three buffers
+ * so one barrier per tile suffices. Dynamic shared memory: grp_acp_smem. */
+template <int NV, int G, int KSPL, int S> constexpr int grp_acp_smem() {
+    constexpr int TF4 = (32 / G) * 8 / 4;
+    return (3 * KSPL * NV * TF4 + S * 4 * GW * KSPL * 32) * 16; /* R = 4 */
+}
+template <class U, int NV, int R, int G, int KSPL, int S>
+__global__ void __launch_bounds__(GW *KSPL * 32, NV < 16 ? 16 / (GW * KSPL) : 1)
+    mv_grp_acp(const uint8_t *__restrict__ W, int rows, long long row_bytes, int nunits,
+               const float *__restrict__ X, int cols, int n, float *__restrict__ Y,
+               const float *__restrict__ bias, int accumulate) {
+#if CUDA_ASYNC_COPY
+    static_assert(U::UC == 8 && R == 4, "F16/BF16 units, 4 rows per group");
+    constexpr int GL = 32 / G, TU = GL, TC = TU * U::UC, TF4 = TC / 4;
+    constexpr int ST = GW * 32, NT = ST * KSPL;
+    constexpr int XR = (NV * TF4 + ST - 1) / ST;
+    constexpr int RPC = GW * G * R;
+    extern __shared__ float4 dyn[];
+    float4(*xs)[KSPL][NV][TF4] = reinterpret_cast<float4(*)[KSPL][NV][TF4]>(dyn); /* [3] */
+    uint4 *ws = reinterpret_cast<uint4 *>(dyn + 3 * KSPL * NV * TF4);             /* [S][R][NT] */
+    __shared__ float red[KSPL > 1 ? KSPL - 1 : 1][RPC][NV];
+    const int ks = threadIdx.x / ST, st = threadIdx.x % ST;
+    const int lane = threadIdx.x & 31, warp = st >> 5;
+    const int gl = lane & (GL - 1), grp = lane / GL;
+    const int rl0 = (warp * G + grp) * R;
+    const int row0 = blockIdx.x * RPC + rl0;
+    const int per = (nunits + KSPL * TU - 1) / (KSPL * TU) * TU;
+    const int u0 = ks * per, u1 = min(nunits, u0 + per);
+    const int nt = per / TU;
+    const uint8_t *wr[R];
+#pragma unroll
+    for (int r = 0; r < R; r++) wr[r] = W + (long long)min(row0 + r, rows - 1) * row_bytes;
+    float acc[R][NV];
+#pragma unroll
+    for (int r = 0; r < R; r++)
+#pragma unroll
+        for (int v = 0; v < NV; v++) acc[r][v] = 0.0f;
+
+    auto wload = [&](int t) {
+        const int u = u0 + t * TU + gl;
+        if (t < nt && u < u1) {
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                cuda_cp16(&ws[((t % S) * R + r) * NT + threadIdx.x], wr[r] + 16ll * u);
+        }
+    };
+    auto xload = [&](int t) {
+#pragma unroll
+        for (int i = 0; i < XR; i++) {
+            const int e = st + ST * i;
+            const int v = e / TF4, f = e % TF4;
+            const int col = (u0 + t * TU) * U::UC + 4 * f;
+            if (v < n && e < NV * TF4 && col < u1 * U::UC)
+                cuda_cp16(&xs[t % 3][ks][v][U::swz(f)], X + (long long)v * cols + col);
+        }
+    };
+
+#pragma unroll
+    for (int t = 0; t < S - 1; t++) { /* weights only: may overlap the previous kernel */
+        wload(t);
+        cuda_cp_commit();
+    }
+    cuda_pdl_trigger();
+    cuda_pdl_wait();
+    xload(0);
+    cuda_cp_commit();
+    for (int t = 0; t < nt; t++) {
+        wload(t + S - 1);
+        if (t + 1 < nt) xload(t + 1);
+        cuda_cp_commit();
+        asm volatile("cp.async.wait_group 1;" ::: "memory"); /* all but this tile's group */
+        __syncthreads();
+        if (u0 + t * TU + gl < u1) {
+            typename U::Dec d[R];
+#pragma unroll
+            for (int r = 0; r < R; r++) {
+                typename U::Regs b;
+                b.u = ws[((t % S) * R + r) * NT + threadIdx.x];
+                U::decode(b, gl, d[r]);
+            }
+#pragma unroll
+            for (int v = 0; v < NV; v++) {
+                if (v < n) {
+                    typename U::XV xv;
+                    U::loadx(xs[t % 3][ks][v], nullptr, gl, xv);
+#pragma unroll
+                    for (int r = 0; r < R; r++)
+                        acc[r][v] =
+                            G > 1 ? U::dot_acc(d[r], xv, acc[r][v]) : U::dot(d[r], xv, acc[r][v]);
+                }
+            }
+        }
+    }
+    cuda_cp_wait();
+    grp_store<R, NV, GL, KSPL, RPC>(acc, red, ks, gl, rl0, row0, rows, n, Y, bias, accumulate);
+#else
+    __trap(); /* grp_acp_stages() keeps sm < 80 off this kernel */
+#endif
+}
+
+template <class U, int NV, int G, int KSPL, int S>
+void launch_grp_acp(const void *W, int64_t rows, int64_t cols, const float *X, int n, float *Y,
+                    const float *bias, int accumulate, cudaStream_t s) {
+    constexpr int SM = grp_acp_smem<NV, G, KSPL, S>();
+    static const bool attr =
+        [] { /* > 48 KB of dynamic shared memory: opt in once */
+             return cudaFuncSetAttribute(mv_grp_acp<U, NV, 4, G, KSPL, S>,
+                                         cudaFuncAttributeMaxDynamicSharedMemorySize,
+                                         SM) == cudaSuccess;
+        }();
+    (void)attr;
+    const long long row_bytes = cols * 2;
+    const int nunits = (int)(cols / 8);
+    constexpr int PER = GW * G * 4;
+    const unsigned grid = (unsigned)((rows + PER - 1) / PER);
+    cuda_launch(mv_grp_acp<U, NV, 4, G, KSPL, S>, grid, GW * KSPL * 32, SM, s, (const uint8_t *)W,
+                (int)rows, row_bytes, nunits, X, (int)cols, n, Y, bias, accumulate);
+    CUDA_CHECK_LAUNCH();
+}
+
+/* stages of mv_grp_acp: env M40LLM_CUDA_GRP_STAGES = 0 (mv_grp instead), 3
+ * (default: H200 7B F16 x8 1202.5 t/s, 4 stages 1185.2, mv_grp 1023.6) or 4;
+ * 0 as well when the device or the binary is below sm_80 or the device lacks
+ * the shared memory for the 4-stage kernel */
+static int grp_acp_stages() {
+    static const int v = [] {
+        const char *e = getenv("M40LLM_CUDA_GRP_STAGES");
+        int k = e ? atoi(e) : 3;
+        if (k != 0 && k != 3 && k != 4) k = 3;
+        if (k == 0) return 0;
+        cudaFuncAttributes fa;
+        if (cudaFuncGetAttributes(&fa, mv_grp_acp<UHalf<false>, 8, 4, 1, 2, 4>) != cudaSuccess) {
+            cudaGetLastError();
+            return 0;
+        }
+        int dev = 0, optin = 0;
+        cudaGetDevice(&dev);
+        cudaDeviceGetAttribute(&optin, cudaDevAttrMaxSharedMemoryPerBlockOptin, dev);
+        if (fa.binaryVersion < 80 || optin < grp_acp_smem<8, 1, 2, 4>()) return 0;
+        return k;
+    }();
+    return v;
+}
+/* n = 9..16 through mv_grp_acp (NV = 16, one CTA per SM): env
+ * M40LLM_CUDA_GRP_ACP16 (default on; H200 7B F16 x16 1191.0 t/s, mv_grp
+ * 1021.7) */
+static bool grp_acp16() {
+    static const bool on = !env_off("M40LLM_CUDA_GRP_ACP16");
+    return on;
+}
+/* n = 3..4 through mv_grp_acp (NV = 4) instead of mv_fast in chunks:
+ * env M40LLM_CUDA_GRP_ACP4 (default on; F16 x4 803-832 t/s, mv_fast 513) */
+static bool grp_acp4() {
+    static const bool on = !env_off("M40LLM_CUDA_GRP_ACP4");
+    return on;
+}
+/* n = 3..8 (with grp_acp16() 3..16) F16/BF16 through mv_grp_acp when
+ * grp_acp_stages() allows; mv_grp's configurations (launch_grp_n), 4 rows
+ * per group. Returns whether it launched. */
+template <class U>
+bool grp_acp_n(const void *W, int64_t rows, int64_t cols, const float *X, int n, float *Y,
+               const float *bias, int accumulate, cudaStream_t s) {
+    if constexpr (U::UC != 8) {
+        (void)W, (void)rows, (void)cols, (void)X, (void)n, (void)Y, (void)bias, (void)accumulate;
+        (void)s;
+        return false;
+    } else {
+        const int k = grp_acp_stages();
+        if (k == 0 || n < 3 || (n > 8 && !grp_acp16()) || (n <= 4 && !grp_acp4())) return false;
+        if (n > 8) {
+            launch_grp_acp<U, 16, 2, 2, 3>(W, rows, cols, X, n, Y, bias, accumulate, s);
+        } else if (n <= 4) {
+            if (k == 3)
+                launch_grp_acp<U, 4, 1, 2, 3>(W, rows, cols, X, n, Y, bias, accumulate, s);
+            else
+                launch_grp_acp<U, 4, 1, 2, 4>(W, rows, cols, X, n, Y, bias, accumulate, s);
+        } else if (rows >= 8192) {
+            if (k == 3)
+                launch_grp_acp<U, 8, 2, 2, 3>(W, rows, cols, X, n, Y, bias, accumulate, s);
+            else
+                launch_grp_acp<U, 8, 2, 2, 4>(W, rows, cols, X, n, Y, bias, accumulate, s);
+        } else {
+            if (k == 3)
+                launch_grp_acp<U, 8, 1, 2, 3>(W, rows, cols, X, n, Y, bias, accumulate, s);
+            else
+                launch_grp_acp<U, 8, 1, 2, 4>(W, rows, cols, X, n, Y, bias, accumulate, s);
+        }
+        return true;
+    }
 }
 
 int g_grp_var = 0; /* bench only: mv_grp configuration k (1..6) for n > 4; 0 = default */
@@ -930,6 +1155,7 @@ void launch_grp_n(const void *W, int64_t rows, int64_t cols, const float *X, int
         (n <= 8 ? grp_variant<U, 8>(g_grp_var, W, rows, cols, X, n, Y, bias, accumulate, s)
                 : grp_variant<U, 16>(g_grp_var, W, rows, cols, X, n, Y, bias, accumulate, s)))
         return;
+    if (!g_grp_var && grp_acp_n<U>(W, rows, cols, X, n, Y, bias, accumulate, s)) return;
     if (n <= 2) {
         if constexpr (H)
             launch_grp<U, 2, 2, 1, 2>(W, rows, cols, X, n, Y, bias, accumulate, s);
@@ -974,7 +1200,8 @@ void launch_fast_n(const void *W, int64_t rows, int64_t cols, const float *X, in
                    const float *bias, int accumulate, cudaStream_t s, int r) {
     /* n = 2 for F16/BF16/Q8_0 and n = 3, 4 for F16/BF16: the previous kernel
      * (32 lanes per row, measured faster there) */
-    const bool prev = U::UC == 8 ? n <= 4 : (U::BYTES == 34 && n == 2);
+    const bool prev = U::UC == 8 ? n <= 2 || (n <= 4 && !(grp_acp4() && grp_acp_stages()))
+                                 : (U::BYTES == 34 && n == 2);
     if (n > 1 && r != 200 && !prev) {
         launch_grp_n<U>(W, rows, cols, X, n, Y, bias, accumulate, s);
         return;

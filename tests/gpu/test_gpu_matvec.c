@@ -142,13 +142,15 @@ static void test_matvec_all(void **state) {
 static void test_matvec_all_fp32(void **state) {
     (void)state;
     if (!gpu_present()) TEST_SKIP("no CUDA device");
-    if (!cuda_test_set_dp(-1)) TEST_SKIP("no integer dot product path here: test_matvec_all ran FP32");
+    if (!cuda_test_set_dp(-1))
+        TEST_SKIP("no integer dot product path here: test_matvec_all ran FP32");
     assert_int_equal(cuda_test_set_dp(0), 0);
     matvec_all("(fp32)");
     cuda_test_set_dp(-1);
 }
 
-/* F16 / BF16 rows whose length is not a multiple of 8 (scalar path). */
+/* F16 / BF16 rows whose length is not a multiple of 8 (scalar path), and
+ * a tall matrix through the batched kernels. */
 static void test_matvec_half_odd(void **state) {
     (void)state;
     if (!gpu_present()) TEST_SKIP("no CUDA device");
@@ -159,6 +161,14 @@ static void test_matvec_half_odd(void **state) {
             assert_true(check_matvec(types[t], 37, 20, n, W, 0, 1, 0, 300 + n) <= 1e-3);
             assert_true(check_matvec(types[t], 37, 20, n, W, 2, 0, 1, 400 + n) <= 1e-3);
         }
+        free(W);
+        /* >= 8192 rows (the batched kernels' 32-row CTAs) and 129 units per
+         * row (the column splits end in a partial tile), n = 3..8 */
+        W = make_weights(types[t], 8200, 1032, 7 + t);
+        static const int ns[] = {3, 4, 5, 8};
+        for (int k = 0; k < 4; k++)
+            assert_true(check_matvec(types[t], 8200, 1032, ns[k], W, 0, k & 1, k >> 1, 500 + k) <=
+                        1e-3);
         free(W);
     }
 }
@@ -290,10 +300,8 @@ static void test_dequant_and_get_rows(void **state) {
 
 int main(void) {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_matvec_all),
-        cmocka_unit_test(test_matvec_all_fp32),
-        cmocka_unit_test(test_matvec_half_odd),
-        cmocka_unit_test(test_matvec_glu),
+        cmocka_unit_test(test_matvec_all),           cmocka_unit_test(test_matvec_all_fp32),
+        cmocka_unit_test(test_matvec_half_odd),      cmocka_unit_test(test_matvec_glu),
         cmocka_unit_test(test_dequant_and_get_rows),
     };
     return TEST_MAIN(tests);
