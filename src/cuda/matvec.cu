@@ -911,8 +911,8 @@ void launch_grp(const void *W, int64_t rows, int64_t cols, const float *X, int n
 }
 
 /* ---- sm_80+, F16/BF16, n = 3..16: mv_grp_acp ----
- * mv_grp's CTA shape, lane-to-unit map and arithmetic (the same sums in the
- * same order: results equal mv_grp's bit for bit), but the weights reach
+ * mv_grp's CTA shape, lane-to-unit map and arithmetic (each row's sums in
+ * mv_grp's order; not compared bit for bit), but the weights reach
  * shared memory by cp.async in an S-stage ring, S - 1 tiles ahead of the
  * compute (the first S - 1 tiles before the PDL wait), instead of registers
  * one tile ahead: mv_grp at n = 8 is register-bound (128 per thread for two
