@@ -74,9 +74,10 @@ static __device__ __forceinline__ void cuda_pdl_trigger() {
 }
 
 /* Asynchronous 16-byte global -> shared copies (sm_80+; CUDA_ASYNC_COPY
- * says whether this pass has them): cuda_cp16 issues one, cuda_cp_commit
- * closes the thread's group, cuda_cp_wait waits for all of its groups (a
- * __syncthreads() after it makes the data visible to the CTA). */
+ * says whether this pass has them, and only code under it may call them):
+ * cuda_cp16 issues one, cuda_cp_commit closes the thread's group,
+ * cuda_cp_wait waits for all of its groups (a __syncthreads() after it makes
+ * the data visible to the CTA). */
 #if defined(__CUDA_ARCH__) && __CUDA_ARCH__ >= 800
 #define CUDA_ASYNC_COPY 1
 #else
@@ -87,7 +88,8 @@ static __device__ __forceinline__ void cuda_cp16(void *smem, const void *g) {
     const unsigned a = (unsigned)__cvta_generic_to_shared(smem);
     asm volatile("cp.async.cg.shared.global [%0], [%1], 16;" ::"r"(a), "l"(g) : "memory");
 #else
-    *reinterpret_cast<float4 *>(smem) = __ldg(reinterpret_cast<const float4 *>(g));
+    (void)smem, (void)g;
+    __trap();
 #endif
 }
 static __device__ __forceinline__ void cuda_cp_commit() {

@@ -726,6 +726,43 @@ static bool dp_take(int n, int r) {
  * double-buffered in shared memory and staged through XR <= 4 float4 per
  * thread. 32-column units are decoded in halves (U::split, dot_h). */
 constexpr int GW = 4; /* warps per column split */
+/* Where a thread of mv_grp / mv_grp_acp works: split ks of the columns
+ * (units [u0, u1), nt tiles of TU units: a whole number of tiles, K types of
+ * superblocks, the same count in every split for the barriers), thread st
+ * of the split, lane gl of its row group, the group's first row rl0 within
+ * the CTA and row0 in the matrix. */
+template <int G, int R, int KSPL, int TU> struct GrpPos {
+    static constexpr int GL = 32 / G, ST = GW * 32, RPC = GW * G * R;
+    int ks, st, gl, rl0, row0, u0, u1, nt;
+    __device__ __forceinline__ explicit GrpPos(int nunits) {
+        ks = threadIdx.x / ST, st = threadIdx.x % ST;
+        const int lane = threadIdx.x & 31, warp = st >> 5;
+        gl = lane & (GL - 1);
+        rl0 = (warp * G + lane / GL) * R;
+        row0 = blockIdx.x * RPC + rl0;
+        const int per = (nunits + KSPL * TU - 1) / (KSPL * TU) * TU;
+        u0 = ks * per, u1 = min(nunits, u0 + per);
+        nt = per / TU;
+    }
+};
+/* One 8-column unit of R decoded rows against the n staged x tiles x[v]
+ * (F16/BF16 in mv_grp and mv_grp_acp). G = 1: dot, since dot_acc spills at
+ * 128 registers there. */
+template <class U, int NV, int R, int G, int TF4>
+static __device__ __forceinline__ void grp_dot8(const typename U::Dec (&d)[R],
+                                                const float4 (*x)[TF4], int gl, int n,
+                                                float (&acc)[R][NV]) {
+#pragma unroll
+    for (int v = 0; v < NV; v++) {
+        if (v < n) {
+            typename U::XV xv;
+            U::loadx(x[v], nullptr, gl, xv);
+#pragma unroll
+            for (int r = 0; r < R; r++)
+                acc[r][v] = G > 1 ? U::dot_acc(d[r], xv, acc[r][v]) : U::dot(d[r], xv, acc[r][v]);
+        }
+    }
+}
 /* mv_grp's epilogue: sum over the group's lanes, then over the KSPL splits
  * in split order (red: the splits' partial sums), bias, accumulate, store */
 template <int R, int NV, int GL, int KSPL, int RPC>
@@ -786,15 +823,9 @@ __global__ void __launch_bounds__(GW *KSPL * 32, U::UC == 8 && NV < 16 ? 16 / (G
     __shared__ float4 xs[2][KSPL][NV][TF4];
     __shared__ __align__(16) float xsm[2][KSPL][NV][U::XSUM ? TC / 16 : 2]; /* 16-col sums */
     __shared__ float red[KSPL > 1 ? KSPL - 1 : 1][RPC][NV];
-    const int ks = threadIdx.x / ST, st = threadIdx.x % ST;
-    const int lane = threadIdx.x & 31, warp = st >> 5;
-    const int gl = lane & (GL - 1), grp = lane / GL;
-    const int rl0 = (warp * G + grp) * R; /* first row of the group within the CTA */
-    const int row0 = blockIdx.x * RPC + rl0;
-    /* split ks: units [u0, u1), a whole number of tiles (K types: of superblocks) */
-    const int per = (nunits + KSPL * TU - 1) / (KSPL * TU) * TU;
-    const int u0 = ks * per, u1 = min(nunits, u0 + per);
-    const int nt = per / TU; /* same tile count in every split (barriers) */
+    const GrpPos<G, R, KSPL, TU> at(nunits);
+    const int ks = at.ks, st = at.st, gl = at.gl, rl0 = at.rl0, row0 = at.row0;
+    const int u0 = at.u0, u1 = at.u1, nt = at.nt;
     const uint8_t *wr[R];
 #pragma unroll
     for (int r = 0; r < R; r++) wr[r] = W + (long long)min(row0 + r, rows - 1) * row_bytes;
@@ -835,20 +866,20 @@ __global__ void __launch_bounds__(GW *KSPL * 32, U::UC == 8 && NV < 16 ? 16 / (G
     auto xstore = [&](int t) {
         if constexpr (ACP) {
             cuda_cp_wait();
-            return;
-        }
+        } else {
 #pragma unroll
-        for (int i = 0; i < XR; i++) {
-            const int e = st + ST * i;
-            const int v = e / TF4, f = e % TF4;
-            const int col = (u0 + t * TU) * U::UC + 4 * f;
-            const bool ok = v < n && e < NV * TF4 && col < u1 * U::UC;
-            if (ok) xs[t & 1][ks][v][U::swz(f)] = xr[ACP ? 0 : i];
-            if constexpr (U::XSUM) { /* sums of x over 16 columns = 4 lanes */
-                float sm = ok ? (xr[i].x + xr[i].y) + (xr[i].z + xr[i].w) : 0.0f;
-                sm += __shfl_xor_sync(0xffffffffu, sm, 1);
-                sm += __shfl_xor_sync(0xffffffffu, sm, 2);
-                if (ok && (f & 3) == 0) xsm[t & 1][ks][v][f >> 2] = sm;
+            for (int i = 0; i < XR; i++) {
+                const int e = st + ST * i;
+                const int v = e / TF4, f = e % TF4;
+                const int col = (u0 + t * TU) * U::UC + 4 * f;
+                const bool ok = v < n && e < NV * TF4 && col < u1 * U::UC;
+                if (ok) xs[t & 1][ks][v][U::swz(f)] = xr[i];
+                if constexpr (U::XSUM) { /* sums of x over 16 columns = 4 lanes */
+                    float sm = ok ? (xr[i].x + xr[i].y) + (xr[i].z + xr[i].w) : 0.0f;
+                    sm += __shfl_xor_sync(0xffffffffu, sm, 1);
+                    sm += __shfl_xor_sync(0xffffffffu, sm, 2);
+                    if (ok && (f & 3) == 0) xsm[t & 1][ks][v][f >> 2] = sm;
+                }
             }
         }
     };
@@ -858,17 +889,7 @@ __global__ void __launch_bounds__(GW *KSPL * 32, U::UC == 8 && NV < 16 ? 16 / (G
             typename U::Dec d[R];
 #pragma unroll
             for (int r = 0; r < R; r++) U::decode(b[r], gl, d[r]);
-#pragma unroll
-            for (int v = 0; v < NV; v++) {
-                if (v < n) {
-                    typename U::XV xv;
-                    U::loadx(xs[t & 1][ks][v], xsm[t & 1][ks][v], gl, xv);
-#pragma unroll
-                    for (int r = 0; r < R; r++) /* G = 1: dot_acc spills at 128 registers */
-                        acc[r][v] =
-                            G > 1 ? U::dot_acc(d[r], xv, acc[r][v]) : U::dot(d[r], xv, acc[r][v]);
-                }
-            }
+            grp_dot8<U, NV, R, G>(d, xs[t & 1][ks], gl, n, acc);
         } else { /* 32-column units in two halves: 16 decoded floats per row live */
 #pragma unroll
             for (int h = 0; h < 2; h++) {
@@ -939,14 +960,9 @@ __global__ void __launch_bounds__(GW *KSPL * 32, NV < 16 ? 16 / (GW * KSPL) : 1)
     float4(*xs)[KSPL][NV][TF4] = reinterpret_cast<float4(*)[KSPL][NV][TF4]>(dyn); /* [3] */
     uint4 *ws = reinterpret_cast<uint4 *>(dyn + 3 * KSPL * NV * TF4);             /* [S][R][NT] */
     __shared__ float red[KSPL > 1 ? KSPL - 1 : 1][RPC][NV];
-    const int ks = threadIdx.x / ST, st = threadIdx.x % ST;
-    const int lane = threadIdx.x & 31, warp = st >> 5;
-    const int gl = lane & (GL - 1), grp = lane / GL;
-    const int rl0 = (warp * G + grp) * R;
-    const int row0 = blockIdx.x * RPC + rl0;
-    const int per = (nunits + KSPL * TU - 1) / (KSPL * TU) * TU;
-    const int u0 = ks * per, u1 = min(nunits, u0 + per);
-    const int nt = per / TU;
+    const GrpPos<G, R, KSPL, TU> at(nunits);
+    const int ks = at.ks, st = at.st, gl = at.gl, rl0 = at.rl0, row0 = at.row0;
+    const int u0 = at.u0, u1 = at.u1, nt = at.nt;
     const uint8_t *wr[R];
 #pragma unroll
     for (int r = 0; r < R; r++) wr[r] = W + (long long)min(row0 + r, rows - 1) * row_bytes;
@@ -998,17 +1014,7 @@ __global__ void __launch_bounds__(GW *KSPL * 32, NV < 16 ? 16 / (GW * KSPL) : 1)
                 b.u = ws[((t % S) * R + r) * NT + threadIdx.x];
                 U::decode(b, gl, d[r]);
             }
-#pragma unroll
-            for (int v = 0; v < NV; v++) {
-                if (v < n) {
-                    typename U::XV xv;
-                    U::loadx(xs[t % 3][ks][v], nullptr, gl, xv);
-#pragma unroll
-                    for (int r = 0; r < R; r++)
-                        acc[r][v] =
-                            G > 1 ? U::dot_acc(d[r], xv, acc[r][v]) : U::dot(d[r], xv, acc[r][v]);
-                }
-            }
+            grp_dot8<U, NV, R, G>(d, xs[t % 3][ks], gl, n, acc);
         }
     }
     cuda_cp_wait();
@@ -1038,6 +1044,15 @@ void launch_grp_acp(const void *W, int64_t rows, int64_t cols, const float *X, i
     CUDA_CHECK_LAUNCH();
 }
 
+/* launch_grp_acp (2 column splits) with k = 3 or 4 stages */
+template <class U, int NV, int G>
+void launch_grp_acp_k(int k, const void *W, int64_t rows, int64_t cols, const float *X, int n,
+                      float *Y, const float *bias, int accumulate, cudaStream_t s) {
+    if (k == 3)
+        launch_grp_acp<U, NV, G, 2, 3>(W, rows, cols, X, n, Y, bias, accumulate, s);
+    else
+        launch_grp_acp<U, NV, G, 2, 4>(W, rows, cols, X, n, Y, bias, accumulate, s);
+}
 /* stages of mv_grp_acp: env M40LLM_CUDA_GRP_STAGES = 0 (mv_grp instead), 3
  * (default: H200 7B F16 x8 1202.5 t/s, 4 stages 1185.2, mv_grp 1023.6) or 4;
  * 0 as well when the device or the binary is below sm_80 or the device lacks
@@ -1087,24 +1102,14 @@ bool grp_acp_n(const void *W, int64_t rows, int64_t cols, const float *X, int n,
     } else {
         const int k = grp_acp_stages();
         if (k == 0 || n < 3 || (n > 8 && !grp_acp16()) || (n <= 4 && !grp_acp4())) return false;
-        if (n > 8) {
+        if (n > 8) /* (3 stages only) */
             launch_grp_acp<U, 16, 2, 2, 3>(W, rows, cols, X, n, Y, bias, accumulate, s);
-        } else if (n <= 4) {
-            if (k == 3)
-                launch_grp_acp<U, 4, 1, 2, 3>(W, rows, cols, X, n, Y, bias, accumulate, s);
-            else
-                launch_grp_acp<U, 4, 1, 2, 4>(W, rows, cols, X, n, Y, bias, accumulate, s);
-        } else if (rows >= 8192) {
-            if (k == 3)
-                launch_grp_acp<U, 8, 2, 2, 3>(W, rows, cols, X, n, Y, bias, accumulate, s);
-            else
-                launch_grp_acp<U, 8, 2, 2, 4>(W, rows, cols, X, n, Y, bias, accumulate, s);
-        } else {
-            if (k == 3)
-                launch_grp_acp<U, 8, 1, 2, 3>(W, rows, cols, X, n, Y, bias, accumulate, s);
-            else
-                launch_grp_acp<U, 8, 1, 2, 4>(W, rows, cols, X, n, Y, bias, accumulate, s);
-        }
+        else if (n <= 4)
+            launch_grp_acp_k<U, 4, 1>(k, W, rows, cols, X, n, Y, bias, accumulate, s);
+        else if (rows >= 8192)
+            launch_grp_acp_k<U, 8, 2>(k, W, rows, cols, X, n, Y, bias, accumulate, s);
+        else
+            launch_grp_acp_k<U, 8, 1>(k, W, rows, cols, X, n, Y, bias, accumulate, s);
         return true;
     }
 }
