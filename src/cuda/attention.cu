@@ -29,6 +29,39 @@ static __device__ __forceinline__ float rope_rot(const float *x, int d, const fl
     return d == a ? x0 * c - x1 * sn : x0 * sn + x1 * c;
 }
 
+/* The first query of this block's head group: item `item`, KV head kvh
+ * (G heads of hd) of the fused Q|K|V rows or of a.q. */
+static __device__ __forceinline__ const float *q_group(const CudaAttnArgs &a, int item, int kvh,
+                                                       int G, int hd) {
+    const int64_t qst = a.qkv_stride ? a.qkv_stride : (int64_t)a.n_heads * hd;
+    return a.q + (int64_t)item * qst + (int64_t)kvh * G * hd;
+}
+/* Fused RoPE (both kernels, NT threads): the group's queries, rotated on
+ * their first rd dimensions (rot(v, d): element d of head vector v rotated)
+ * and scaled by 1/sqrt(hd), into qs (G x hd); when `here` (the block's span
+ * holds the new position) the token's new K row, rotated the same way, and V
+ * row, rounded to FP16, go to put(d, k, v). */
+template <int NT, class Rot, class Put>
+static __device__ __forceinline__ void rope_q_new_row(const CudaAttnArgs &a, int item, int kvh,
+                                                      int G, int hd, int kvd, int rd, bool here,
+                                                      float *qs, Rot rot, Put put) {
+    const int tid = threadIdx.x;
+    const float qscale = 1.0f / sqrtf((float)hd);
+    const float *qg = q_group(a, item, kvh, G, hd);
+    for (int i = tid; i < G * hd; i += NT) {
+        const int g = i / hd, d = i - g * hd;
+        const float x = d < rd ? rot(qg + g * hd, d) : qg[i];
+        qs[i] = x * qscale;
+    }
+    if (here) {
+        const int64_t kst = a.qkv_stride ? a.qkv_stride : (int64_t)kvd;
+        const float *kt = a.k_new + (int64_t)item * kst + kvh * hd;
+        const float *vt = a.v_new + (int64_t)item * kst + kvh * hd;
+        for (int d = tid; d < hd; d += NT)
+            put(d, __float2half_rn(d < rd ? rot(kt, d) : kt[d]), __float2half_rn(vt[d]));
+    }
+}
+
 /* One chunk's online-softmax step, one warp per query head (NW warps): sc[g * stride
  * + j] (j < cnt) become exp(score - new max); the running max, sum and the
  * factor that rescales the accumulated output (resc) are updated. */
@@ -84,14 +117,21 @@ static __device__ __forceinline__ __half *kv_head(const CudaAttnArgs &a, int seq
     return a.kv.kv_l + (int64_t)(2 * seq + v) * a.kv.n_ctx * a.kv.kvd + kvh * a.head_dim;
 }
 
-/* After a block wrote its span's partial output (part_o) and its (max,
- * sum) pairs (part_ml): the last block of this (item, kv head) to finish
- * merges the n_valid spans into a.out (mrow, lrow: G floats of scratch). */
-static __device__ void span_merge(const CudaAttnArgs &a, int item, int kvh, int G, int hd,
-                                  int n_valid, float *mrow, float *lrow) {
+/* After a block wrote its span's partial output (part_o): stores the
+ * span's (max, sum) pairs (mrow, lrow) into part_ml; the last block of this
+ * (item, kv head) to finish merges the n_valid spans into a.out (mrow, lrow
+ * then serve as G floats of scratch). */
+static __device__ void span_merge(const CudaAttnArgs &a, int item, int kvh, int split, int G,
+                                  int hd, int n_valid, float *mrow, float *lrow) {
     __shared__ int s_last;
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
     const int nw = blockDim.x >> 5;
+    for (int g = tid; g < G; g += blockDim.x) {
+        const int h = kvh * G + g;
+        float *ml = a.part_ml + (((int64_t)item * a.n_heads + h) * a.n_split + split) * 2;
+        ml[0] = mrow[g];
+        ml[1] = lrow[g];
+    }
     __threadfence();
     __syncthreads();
     if (tid == 0) {
@@ -154,27 +194,15 @@ static __global__ void __launch_bounds__(ATTN_THREADS) attn_span_kernel(CudaAttn
     float *resc = lrow + G;
 
     const int tid = threadIdx.x, lane = tid & 31, warp = tid >> 5;
-    const float qscale = 1.0f / sqrtf((float)hd);
-    const int64_t qst = a.qkv_stride ? a.qkv_stride : (int64_t)a.n_heads * hd;
-    const int64_t kst = a.qkv_stride ? a.qkv_stride : (int64_t)kvd;
-    const float *qg = a.q + (int64_t)item * qst + (int64_t)kvh * G * hd;
     if (a.fuse_rope) {
-        const int rd = a.rope.rope_dim;
-        for (int i = tid; i < G * hd; i += ATTN_THREADS) {
-            const int g = i / hd, d = i - g * hd;
-            const float x = d < rd ? cuda_rope_elem(qg + g * hd, d, pos, a.rope) : qg[i];
-            qs[i] = x * qscale;
-        }
-        if (start <= pos && pos < end) { /* this block's span holds the new position */
-            const float *kt = a.k_new + (int64_t)item * kst + kvh * hd;
-            const float *vt = a.v_new + (int64_t)item * kst + kvh * hd;
-            __half *kc = Kw + (int64_t)pos * kvd, *vc = Vw + (int64_t)pos * kvd;
-            for (int d = tid; d < hd; d += ATTN_THREADS) {
-                kc[d] = __float2half_rn(d < rd ? cuda_rope_elem(kt, d, pos, a.rope) : kt[d]);
-                vc[d] = __float2half_rn(vt[d]);
-            }
-        }
+        __half *kc = Kw + (int64_t)pos * kvd, *vc = Vw + (int64_t)pos * kvd;
+        rope_q_new_row<ATTN_THREADS>(
+            a, item, kvh, G, hd, kvd, a.rope.rope_dim, start <= pos && pos < end, qs,
+            [&](const float *v, int d) { return cuda_rope_elem(v, d, pos, a.rope); },
+            [&](int d, __half k, __half v) { kc[d] = k, vc[d] = v; });
     } else {
+        const float qscale = 1.0f / sqrtf((float)hd);
+        const float *qg = q_group(a, item, kvh, G, hd);
         for (int i = tid; i < G * hd; i += ATTN_THREADS) qs[i] = qg[i] * qscale;
     }
     for (int g = tid; g < G; g += ATTN_THREADS) {
@@ -258,13 +286,7 @@ static __global__ void __launch_bounds__(ATTN_THREADS) attn_span_kernel(CudaAttn
             a.part_o[(((int64_t)item * a.n_heads + h) * a.n_split + split) * hd + d] = acc[k];
         }
     }
-    for (int g = tid; g < G; g += ATTN_THREADS) {
-        const int h = kvh * G + g;
-        float *ml = a.part_ml + (((int64_t)item * a.n_heads + h) * a.n_split + split) * 2;
-        ml[0] = mrow[g];
-        ml[1] = lrow[g];
-    }
-    span_merge(a, item, kvh, G, hd, n_valid, mrow, lrow);
+    span_merge(a, item, kvh, split, G, hd, n_valid, mrow, lrow);
 }
 
 /* ---- decode: attn_dec_kernel ----
@@ -352,30 +374,18 @@ static __global__ void __launch_bounds__(DEC_THREADS) attn_dec_kernel(CudaAttnAr
     if (early) cuda_pdl_wait();
     __syncthreads(); /* cs */
 
-    const float qscale = 1.0f / sqrtf((float)hd);
-    const int64_t qst = a.qkv_stride ? a.qkv_stride : (int64_t)a.n_heads * hd;
-    const int64_t kst = a.qkv_stride ? a.qkv_stride : (int64_t)kvd;
-    const float *qg = a.q + (int64_t)item * qst + (int64_t)kvh * G * hd;
-    for (int i = tid; i < G * hd; i += DEC_THREADS) {
-        const int g = i / hd, d = i - g * hd;
-        const float x = d < rd ? rope_rot(qg + g * hd, d, cs, a.rope) : qg[i];
-        qs[i] = x * qscale;
-    }
-    if (start <= pos && pos < end) { /* this block's span holds the new position */
-        const float *kt = a.k_new + (int64_t)item * kst + kvh * hd;
-        const float *vt = a.v_new + (int64_t)item * kst + kvh * hd;
-        const int jr = pos - start; /* row in the first chunk, if there */
-        for (int d = tid; d < hd; d += DEC_THREADS) {
-            const __half kh = __float2half_rn(d < rd ? rope_rot(kt, d, cs, a.rope) : kt[d]);
-            const __half vh = __float2half_rn(vt[d]);
-            Kw[(int64_t)pos * kvd + d] = kh;
-            Vw[(int64_t)pos * kvd + d] = vh;
+    const int jr = pos - start; /* the new row in the first chunk, if there */
+    rope_q_new_row<DEC_THREADS>(
+        a, item, kvh, G, hd, kvd, rd, start <= pos && pos < end, qs,
+        [&](const float *v, int d) { return rope_rot(v, d, cs, a.rope); },
+        [&](int d, __half k, __half v) {
+            Kw[(int64_t)pos * kvd + d] = k;
+            Vw[(int64_t)pos * kvd + d] = v;
             if (jr < C) {
-                ks[jr * RS + d] = kh;
-                vs[jr * RS + d] = vh;
+                ks[jr * RS + d] = k;
+                vs[jr * RS + d] = v;
             }
-        }
-    }
+        });
 
     const int np = G * hd / 2; /* column pairs */
     const int parts = np >= DEC_THREADS ? 1 : DEC_THREADS / np;
@@ -473,13 +483,7 @@ static __global__ void __launch_bounds__(DEC_THREADS) attn_dec_kernel(CudaAttnAr
         }
         if (n_valid == 1) return;
     }
-    for (int g = tid; g < G; g += DEC_THREADS) {
-        const int h = kvh * G + g;
-        float *ml = a.part_ml + (((int64_t)item * a.n_heads + h) * a.n_split + split) * 2;
-        ml[0] = mrow[g];
-        ml[1] = lrow[g];
-    }
-    span_merge(a, item, kvh, G, hd, n_valid, mrow, lrow);
+    span_merge(a, item, kvh, split, G, hd, n_valid, mrow, lrow);
 }
 
 void cuda_attention(const CudaAttnArgs *a, cudaStream_t s) {
