@@ -4,14 +4,9 @@
 #include <cstring>
 #include <vector>
 
+#include "base/util.h"
 #include "cuda/cuda_common.cuh"
 #include "cuda/cuda_test_hooks_core.h"
-
-static float cuda_test_half_to_float(uint16_t bits) {
-    __half_raw r;
-    r.x = bits;
-    return __half2float(__half(r));
-}
 
 int cuda_test_attention(const float *q, const uint16_t *k, const uint16_t *v, const int *pos,
                         int n_items, int n_ctx, int n_heads, int n_kv_heads, int head_dim, int span,
@@ -39,8 +34,8 @@ int cuda_test_attention(const float *q, const uint16_t *k, const uint16_t *v, co
             std::copy(k, k + rows, kh.begin());
             std::copy(v, v + rows, vh.begin());
             for (int d = 0; d < kvd; d++) {
-                kn.push_back(cuda_test_half_to_float(k[(size_t)pos[sq] * kvd + d]));
-                vn.push_back(cuda_test_half_to_float(v[(size_t)pos[sq] * kvd + d]));
+                kn.push_back(fp16_to_f32(k[(size_t)pos[sq] * kvd + d]));
+                vn.push_back(fp16_to_f32(v[(size_t)pos[sq] * kvd + d]));
                 kh[(size_t)pos[sq] * kvd + d] = 0x7bff; /* 65504 */
                 vh[(size_t)pos[sq] * kvd + d] = 0xfbff;
             }
